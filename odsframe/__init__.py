@@ -1,0 +1,5 @@
+"""odsframe: OpenDataSoft (Huwise) portals as typed pandas and GeoPandas frames."""
+
+from odsframe._version import __version__
+
+__all__ = ["__version__"]

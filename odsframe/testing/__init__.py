@@ -1,0 +1,1 @@
+"""The local ODS-compatible portal."""

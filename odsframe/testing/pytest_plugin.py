@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures for testing code against a local ODS portal."""
