@@ -164,6 +164,12 @@ def _about(dataset: str | None, url: str) -> str:
     return f"{where} (dataset {dataset!r})" if dataset else where
 
 
+def _subject(dataset: str | None, url: str) -> str:
+    """:func:`_about` at the start of a sentence."""
+    text = _about(dataset, url)
+    return text[:1].upper() + text[1:]
+
+
 def _error_body(response: requests.Response) -> dict[str, Any]:
     """The parsed JSON error body, or ``{}``."""
     try:
@@ -264,6 +270,7 @@ def error_from_response(
     code = body.get("error_code", body.get("errorcode"))
     message = _server_message(response, body)
     about = _about(dataset, url)
+    subject = _subject(dataset, url)
     details = f"HTTP {status}" + (f": {message}" if message else "")
     common: dict[str, Any] = {
         "status": status,
@@ -292,7 +299,7 @@ def error_from_response(
             )
         else:
             advice = "The data may be private: pass api_key=... or set ODS_APIKEY."
-        return AuthenticationError(f"{about} refused access ({details}). {advice}", **common)
+        return AuthenticationError(f"{subject} refused access ({details}). {advice}", **common)
     if status == 404:
         what = f"Dataset {dataset!r}" if dataset else "The resource"
         return DatasetNotFoundError(
@@ -303,17 +310,17 @@ def error_from_response(
         )
     if 400 <= status < 500:
         return QueryError(
-            f"{about} rejected the request ({details}). Fix the argument the message names "
+            f"{subject} rejected the request ({details}). Fix the argument the message names "
             "(ODSQL in select/where/order_by/group_by, limit, timezone ...).",
             **common,
         )
     if status >= 500:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return ServerError(
-            f"{about} failed{tries} ({details}). This is the portal's side; try again later.",
+            f"{subject} failed{tries} ({details}). This is the portal's side; try again later.",
             **common,
         )
-    return ServerError(f"{about} answered an unexpected HTTP {status}.", **common)
+    return ServerError(f"{subject} answered an unexpected HTTP {status}.", **common)
 
 
 def _note_deprecation(response: requests.Response) -> None:
@@ -466,7 +473,7 @@ class HTTPClient:
             if response.status_code < 400:
                 return response
             if response.status_code in policy.statuses and attempt < policy.attempts:
-                retry_in = self._retry_delay(response, attempt, dataset)
+                retry_in = self._retry_delay(response, attempt)
                 if retry_in is not None:
                     response.close()
                     logger.info(
@@ -480,9 +487,7 @@ class HTTPClient:
                     continue
             self._raise_for(response, dataset, attempt)
 
-    def _retry_delay(
-        self, response: requests.Response, attempt: int, dataset: str | None
-    ) -> float | None:
+    def _retry_delay(self, response: requests.Response, attempt: int) -> float | None:
         """Seconds to wait before retrying, or ``None`` when waiting is pointless."""
         if stream_body_unread(response):
             response.content  # noqa: B018  # read the (small) error body before closing
@@ -523,7 +528,7 @@ class HTTPClient:
         response = self.request(url, params, dataset=dataset)
         if _looks_like_html(response):
             raise AuthenticationError(
-                f"{_about(dataset, response.url)} answered an HTML page where JSON was "
+                f"{_subject(dataset, response.url)} answered an HTML page where JSON was "
                 "expected, as private portals do for their login page. Pass api_key=... "
                 "(or set ODS_APIKEY), and check that the portal URL is right.",
                 status=response.status_code,
@@ -534,7 +539,7 @@ class HTTPClient:
             return response.json()
         except ValueError as err:
             raise ServerError(
-                f"{_about(dataset, response.url)} answered something that is not JSON "
+                f"{_subject(dataset, response.url)} answered something that is not JSON "
                 f"(Content-Type {response.headers.get('Content-Type')!r}).",
                 status=response.status_code,
                 dataset=dataset,
@@ -565,7 +570,7 @@ class HTTPClient:
             content_type = response.headers.get("Content-Type", "").lower()
             if "html" in content_type and "html" not in accept:
                 raise AuthenticationError(
-                    f"{_about(dataset, response.url)} answered an HTML page instead of the "
+                    f"{_subject(dataset, response.url)} answered an HTML page instead of the "
                     "file, as private portals do for their login page. Pass api_key=... "
                     "(or set ODS_APIKEY).",
                     status=response.status_code,
@@ -600,9 +605,8 @@ def _copy_body(
             if chunk:
                 handle.write(chunk)
                 written += len(chunk)
-    except (requests.RequestException, OSError) as err:
-        if isinstance(err, OSError) and not isinstance(err, ConnectionError):
-            raise
+    except (requests.RequestException, ConnectionError) as err:
+        # Both are OSErrors; a full disk (another OSError) must surface as itself.
         raise PortalConnectionError(
             f"The download from {_about(dataset, response.url)} was interrupted after "
             f"{written} bytes ({type(err).__name__}). Try again.",

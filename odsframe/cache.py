@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from odsframe.errors import CacheError, InvalidQueryArgument
 
@@ -87,6 +87,9 @@ CacheMode = Literal["use", "refresh", "off"]
 _FRAMES_FOLDER = "frames"
 _META_KEY = b"odsframe"
 _TMP_PREFIX = ".tmp-"
+# Marks pd.NA in JSON-encoded columns: not valid JSON, so no real value can look like it.
+_NA_CELL = "NA"
+_JSON_CELL_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # A reader retries this often when writers keep replacing the entry it is reading.
 _READ_ATTEMPTS = 10
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -115,6 +118,12 @@ _SECRET_NAMES = frozenset(
         "cookie",
         "setcookie",
     }
+)
+
+# "apikey=..." (and the like) at the start of a string or after "?" or "&".
+_SECRET_ASSIGNMENT_RE = re.compile(
+    r"(?:^|[?&])(?:api[-_]?key|x[-_]api[-_]key|(?:access[-_]|refresh[-_])?token|password|secret)=",
+    re.IGNORECASE,
 )
 
 _cache_dir_override: Path | None = None
@@ -279,24 +288,40 @@ def cache_key(
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
+def _is_secret_segment(segment: str) -> bool:
+    return _is_secret_name(unquote_plus(segment.split("=", 1)[0]))
+
+
+def _scrub_query(query: str) -> str:
+    # Filter the raw segments so that what is kept keeps its original encoding.
+    return "&".join(seg for seg in query.split("&") if seg and not _is_secret_segment(seg))
+
+
 def scrub_url(url: str) -> str:
-    """Return ``url`` without secret query parameters (``apikey``...) or user name and password."""
+    """Return ``url`` without secret query parameters (``apikey``...) or user name and password.
+
+    Anything else, the encoding of the other parameters included, is left as it is.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, v) for k, v in pairs if not _is_secret_name(k)])
+    secret_in_query = any(_is_secret_segment(seg) for seg in parts.query.split("&") if seg)
+    if "@" not in parts.netloc and not secret_in_query:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = _scrub_query(parts.query) if secret_in_query else parts.query
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _looks_like_url(text: str) -> bool:
-    return "://" in text or ("?" in text and "=" in text)
+def _scrub_text(text: str) -> str:
+    if "://" in text:
+        return scrub_url(text)
+    if _SECRET_ASSIGNMENT_RE.search(text):
+        # A bare query string such as "where=x&apikey=...".
+        prefix = "?" if text.startswith("?") else ""
+        return prefix + _scrub_query(text.removeprefix("?"))
+    return text
 
 
 def scrub_secrets(value: Any) -> Any:
@@ -314,8 +339,8 @@ def scrub_secrets(value: Any) -> Any:
             if not (isinstance(item, list | tuple) and len(item) == 2 and _is_secret_name(item[0]))
         ]
         return type(value)(kept) if isinstance(value, tuple) else kept
-    if isinstance(value, str) and _looks_like_url(value):
-        return scrub_url(value)
+    if isinstance(value, str):
+        return _scrub_text(value)
     return value
 
 
@@ -646,10 +671,13 @@ def _all_shapely(values: Any) -> bool:
     return bool(present) and all(isinstance(v, shapely.Geometry) for v in present)
 
 
-def _encode_json_cell(value: Any) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _encode_json_cells(values: Any) -> list[str | None]:
+    """One JSON text per value; ``None`` stays a null and ``pd.NA`` gets its own marker."""
+    import pandas as pd
+
+    encode = _JSON_CELL_ENCODER.encode
+    na = pd.NA
+    return [None if v is None else _NA_CELL if v is na else encode(v) for v in values]
 
 
 def _encode_object_column(series: pd.Series) -> tuple[str, Any]:
@@ -663,8 +691,16 @@ def _encode_object_column(series: pd.Series) -> tuple[str, Any]:
         return "shapely", shapely.to_wkb(values)
     if len(values) and pd.api.types.infer_dtype(values, skipna=False) == "string":
         return "native", values
+    if len(values) and all(v is None or type(v) is list for v in values):
+        # Multivalued text fields: an arrow list<string> column is much faster than JSON.
+        import pyarrow as pa
+
+        try:
+            return "str_lists", pa.array(values, type=pa.list_(pa.string()))
+        except (pa.ArrowException, TypeError, ValueError):
+            pass
     try:
-        return "json", [_encode_json_cell(v) for v in values]
+        return "json", _encode_json_cells(values)
     except (TypeError, ValueError):
         pass
     # Bytes, decimals, dates...: values arrow knows (and turns back into the same objects).
@@ -682,6 +718,7 @@ def _encode_object_column(series: pd.Series) -> tuple[str, Any]:
 
 def _frame_to_table(frame: pd.DataFrame, meta: dict[str, Any]) -> Any:
     """Convert ``frame`` to an arrow table; fill ``meta["columns"]`` with how to restore it."""
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -693,6 +730,7 @@ def _frame_to_table(frame: pd.DataFrame, meta: dict[str, Any]) -> Any:
 
     columns: list[dict[str, Any]] = []
     data: dict[str, Any] = {}
+    arrow_columns: dict[str, Any] = {}
     geo_columns: dict[str, Any] = {}
     for position in range(frame.shape[1]):
         name = frame.columns[position]
@@ -722,9 +760,13 @@ def _frame_to_table(frame: pd.DataFrame, meta: dict[str, Any]) -> Any:
                 spec["encoding"], data[name] = _encode_object_column(series)
             except CacheError as error:
                 raise CacheError(f"cannot cache column {name!r}: {error}") from error
+            if isinstance(data[name], pa.Array):
+                # Already in arrow: a cheap all-null stand-in goes through pandas instead.
+                arrow_columns[name] = data[name]
+                data[name] = np.full(len(frame), None, dtype=object)
         else:
             spec["encoding"] = "native"
-            data[name] = series
+            data[name] = series.array
             if isinstance(dtype, pd.CategoricalDtype):
                 # Parquet keeps only the categories that occur; unused ones come back from here.
                 spec["categories"] = _encode_tagged(list(dtype.categories))
@@ -733,6 +775,8 @@ def _frame_to_table(frame: pd.DataFrame, meta: dict[str, Any]) -> Any:
         columns.append(spec)
     meta["columns"] = columns
     meta["geometry"] = active
+    freq = getattr(frame.index, "freqstr", None)
+    meta["index_freq"] = freq if isinstance(frame.index, pd.DatetimeIndex) else None
 
     plain = pd.DataFrame(data, index=frame.index, columns=list(data))
     plain.columns.name = frame.columns.name
@@ -742,6 +786,9 @@ def _frame_to_table(frame: pd.DataFrame, meta: dict[str, Any]) -> Any:
         table = pa.Table.from_pandas(plain, preserve_index=None)
     except (pa.ArrowException, TypeError, ValueError) as error:
         raise CacheError(f"cannot convert the frame to parquet: {error}") from error
+    for name, array in arrow_columns.items():
+        position = table.schema.get_field_index(name)
+        table = table.set_column(position, pa.field(name, array.type), array)
 
     metadata = dict(table.schema.metadata or {})
     metadata.pop(b"PANDAS_ATTRS", None)
@@ -765,7 +812,13 @@ def _table_to_frame(table: Any, meta: Mapping[str, Any]) -> pd.DataFrame:
         raise CacheError("the data file's columns do not match its metadata")
     # Encoded columns are decoded from arrow (nulls stay None), the rest goes through pandas.
     encoded = [spec["name"] for spec in specs if spec["encoding"] != "native"]
-    raw_values = {name: table.column(name).to_numpy(zero_copy_only=False) for name in encoded}
+    raw_values = {
+        spec["name"]: table.column(spec["name"]).to_pylist()
+        if spec["encoding"] == "str_lists"
+        else table.column(spec["name"]).to_numpy(zero_copy_only=False)
+        for spec in specs
+        if spec["encoding"] != "native"
+    }
     frame = table.drop_columns(encoded).to_pandas()
     restored: dict[str, Any] = {}
     for spec in specs:
@@ -776,20 +829,22 @@ def _table_to_frame(table: Any, meta: Mapping[str, Any]) -> pd.DataFrame:
             from pyproj import CRS
 
             crs = CRS.from_json_dict(spec["crs"]) if spec["crs"] is not None else None
-            restored[name] = geopandas.GeoSeries(
-                shapely.from_wkb(raw_values[name]), index=frame.index, crs=crs, name=name
-            )
+            restored[name] = geopandas.GeoSeries(shapely.from_wkb(raw_values[name]), crs=crs)
         elif encoding == "shapely":
             import shapely
 
-            restored[name] = pd.Series(
-                shapely.from_wkb(raw_values[name]), index=frame.index, dtype=object, name=name
-            )
+            restored[name] = pd.Series(shapely.from_wkb(raw_values[name]), dtype=object)
+        elif encoding == "str_lists":
+            restored[name] = pd.Series(raw_values[name], dtype=object)
         elif encoding == "json":
-            values = [None if v is None else json.loads(v) for v in raw_values[name]]
-            restored[name] = pd.Series(values, index=frame.index, dtype=object, name=name)
+            decode = json.JSONDecoder().decode
+            values = [
+                None if v is None else pd.NA if v == _NA_CELL else decode(v)
+                for v in raw_values[name]
+            ]
+            restored[name] = pd.Series(values, dtype=object)
         elif encoding == "native":
-            series = frame[name]
+            series = frame[name].reset_index(drop=True)
             if "categories" in spec:
                 categories = pd.Index(
                     _decode_tagged(spec["categories"]), dtype=spec["categories_dtype"]
@@ -801,7 +856,13 @@ def _table_to_frame(table: Any, meta: Mapping[str, Any]) -> pd.DataFrame:
         else:
             raise CacheError(f"unknown column encoding {encoding!r}")
 
-    result = pd.DataFrame(restored, index=frame.index)
+    # Series on a fresh RangeIndex: no alignment (duplicate labels) and no dtype inference.
+    result = pd.DataFrame(restored)
+    index = frame.index
+    if meta.get("index_freq") and isinstance(index, pd.DatetimeIndex):
+        # Parquet does not keep an index's frequency.
+        index = pd.DatetimeIndex(index, freq=meta["index_freq"])
+    result.index = index
     result.columns.name = frame.columns.name
     if meta.get("kind") == "GeoDataFrame":
         import geopandas
@@ -891,6 +952,8 @@ def _build_meta(key: str, frame: pd.DataFrame, provenance: Mapping[str, Any]) ->
         raise CacheError(f"provenance must be a mapping, got {type(provenance).__name__}")
     clean = scrub_secrets(dict(provenance))
     portal = clean.get("portal")
+    if isinstance(portal, str) and portal:
+        portal = clean["portal"] = normalise_portal(portal)
     fetched_at = clean.pop("fetched_at", None) or datetime.now(UTC)
     gpd = _geopandas_if_loaded()
     kind = (
@@ -901,7 +964,7 @@ def _build_meta(key: str, frame: pd.DataFrame, provenance: Mapping[str, Any]) ->
         "key": key,
         "write_id": uuid.uuid4().hex,
         "kind": kind,
-        "portal": normalise_portal(portal) if isinstance(portal, str) and portal else None,
+        "portal": portal if isinstance(portal, str) and portal else None,
         "dataset": _optional_str(clean.get("dataset")),
         "api_version": _optional_str(clean.get("api_version")),
         "fetched_at": _utc_iso(fetched_at),
@@ -936,6 +999,7 @@ def write_entry(key: str, frame: pd.DataFrame, provenance: Mapping[str, Any]) ->
         When the folder is not writable or the frame holds values parquet cannot store.
     """
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     key = _check_key(key)
@@ -951,6 +1015,8 @@ def write_entry(key: str, frame: pd.DataFrame, provenance: Mapping[str, Any]) ->
     data_name = f"{key}.{meta['write_id']}.parquet"
     sidecar = _sidecar_path(folder, key)
     previous = _read_sidecar(sidecar)
+    if not _valid_sidecar(previous, key):
+        previous = None
     try:
         data_path = _write_atomically(
             folder, data_name, lambda handle: pq.write_table(table, handle, compression="zstd")
@@ -958,14 +1024,14 @@ def write_entry(key: str, frame: pd.DataFrame, provenance: Mapping[str, Any]) ->
         sidecar_meta = {**meta, "data_file": data_name}
         payload = json.dumps(sidecar_meta, ensure_ascii=False, indent=1).encode("utf-8")
         _write_atomically(folder, sidecar.name, lambda handle: handle.write(payload))
-    except OSError as error:
+    except (OSError, ValueError, pa.ArrowException) as error:
         _remove(folder / data_name)
         raise CacheError(f"cannot write cache entry {key} in {folder}: {error}") from error
     _fsync_folder(folder)
 
     # The entry we replaced is committed, so nobody still needs its data file.
-    if previous is not None and previous.get("data_file") not in (None, data_name):
-        _remove(folder / str(previous["data_file"]))
+    if previous is not None and previous["data_file"] != data_name:
+        _remove(folder / previous["data_file"])
     _remove_unreferenced_data(folder, key, keep=data_name)
     logger.debug("cached %d rows as %s", len(frame), data_path)
     return data_path
@@ -1170,8 +1236,9 @@ def clear(portal: str | None = None, dataset: str | None = None) -> int:
     dataset
         Only entries of this dataset.
 
-    Without filters every entry goes, broken ones included. Temporary files and
-    unreferenced data files older than an hour (left by crashed writers) always go.
+    Without filters every entry goes, broken ones and unreferenced data files included.
+    Temporary files older than an hour (left by crashed writers) always go; younger ones
+    may belong to a write in progress and stay.
     """
     wanted_portal = normalise_portal(portal) if portal is not None else None
     folder = _frames_dir(create=False)
@@ -1195,9 +1262,14 @@ def clear(portal: str | None = None, dataset: str | None = None) -> int:
     referenced = {meta["data_file"] for _, _, meta in _entries(folder) if meta is not None}
     cutoff = time.time() - STALE_FILE_AGE.total_seconds()
     for path in folder.iterdir():
-        leftover = path.name.startswith(_TMP_PREFIX) or (
-            _DATA_FILE_RE.match(path.name) is not None and path.name not in referenced
-        )
-        if leftover and _mtime(path) < cutoff:
+        if path.name.startswith(_TMP_PREFIX):
+            if _mtime(path) < cutoff:
+                _remove(path)
+        elif (
+            _DATA_FILE_RE.match(path.name)
+            and path.name not in referenced
+            # A recent one may be a concurrent writer's, about to be committed.
+            and (everything or _mtime(path) < cutoff)
+        ):
             _remove(path)
     return removed

@@ -21,13 +21,14 @@ from typing import IO, Any, ClassVar, Self
 from odsframe._auth import ApiKey, resolve_api_key
 from odsframe._http import DEFAULT_TIMEOUT, HTTPClient, RetryPolicy
 from odsframe._portal_url import portal_host, resolve_portal
-from odsframe._spec import GROUP_BY_MAX_LIMIT, RECORDS_MAX_LIMIT
+from odsframe._spec import GROUP_BY_MAX_LIMIT, RECORDS_MAX_LIMIT, RECORDS_MAX_WINDOW
 from odsframe.errors import InvalidQueryArgument, ServerError
 from odsframe.query.plan import (
     DEFAULT_PREFERRED_FORMATS,
     DEFAULT_RECORDS_THRESHOLD,
     Plan,
     PlannedRequest,
+    tiebreak_fields,
 )
 from odsframe.query.query import Query
 
@@ -196,10 +197,16 @@ class ExploreAdapter(ABC):
         total = self.count(query)
         rows = total if query.limit is None else min(total, query.limit)
         if rows > RECORDS_MAX_LIMIT:
-            if export_formats is None:
+            # Ask only what the choice needs: the schema for paging, the formats for an
+            # export; the other one only when the first cannot serve.
+            pages_first = rows <= min(records_threshold, RECORDS_MAX_WINDOW)
+            if pages_first and fields is None:
+                fields = self._fields(query.dataset)
+            if export_formats is None and not (pages_first and tiebreak_fields(fields or [])[0]):
                 export_formats = self.export_formats(query.dataset)
-            if fields is None:
-                fields = self.dataset_metadata(query.dataset).get("fields") or []
+            usable = {fmt.lower() for fmt in export_formats or ()} & set(preferred_formats)
+            if fields is None and not usable and rows <= RECORDS_MAX_WINDOW:
+                fields = self._fields(query.dataset)
         return Plan.build(
             query,
             total=total,
@@ -208,6 +215,10 @@ class ExploreAdapter(ABC):
             records_threshold=records_threshold,
             preferred_formats=preferred_formats,
         )
+
+    def _fields(self, dataset: str) -> list[dict[str, Any]]:
+        fields = self.dataset_metadata(dataset).get("fields")
+        return fields if isinstance(fields, list) else []
 
     def explain(self, plan: Plan) -> str:
         """:meth:`Plan.explain` with this portal's full URLs."""
@@ -267,8 +278,6 @@ def _records_from_file(path: Path, fmt: str, dataset: str) -> Iterator[dict[str,
 
 def check_page_window(limit: int, offset: int) -> None:
     """Refuse a ``/records`` page the portal would refuse (before sending it)."""
-    from odsframe._spec import RECORDS_MAX_WINDOW
-
     for name, value in (("limit", limit), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidQueryArgument(f"{name}: expected an integer, got {value!r}")

@@ -32,6 +32,12 @@ __all__ = ["ExploreV21"]
 EXPORT_FORMATS: frozenset[str] = frozenset(DATASET_EXPORT_FORMATS) | {"ical", "mvt"}
 #: ``rel`` values of ``_links`` that are navigation, not formats.
 _NAVIGATION_RELS = frozenset({"self", "first", "last", "next", "prev", "dataset", "catalog"})
+#: Parameters a Query or a Plan owns; export options may not set them.
+_QUERY_PARAMS = frozenset(
+    {"select", "where", "refine", "exclude", "order_by", "group_by", "timezone", "lang"}
+    | {"limit", "offset"}
+)
+_SECRET_OPTIONS = frozenset({"apikey", "api_key", "access_token"})
 #: Parameters of the facets endpoint a query can contribute.
 _FACETS_PARAMS = frozenset({"where", "refine", "exclude", "lang", "timezone"})
 
@@ -202,8 +208,13 @@ class ExploreV21(ExploreAdapter):
             raise InvalidQueryArgument(
                 f"fmt: {fmt!r} is not an export format ({', '.join(sorted(EXPORT_FORMATS))})"
             )
-        reserved = {name for name, _ in query.params()} | {"limit", "offset"}
-        clash = reserved & set(options)
+        secrets = _SECRET_OPTIONS & {name.lower() for name in options}
+        if secrets:
+            raise InvalidQueryArgument(
+                f"options: {', '.join(sorted(secrets))} would put a key in the URL; pass "
+                "api_key= to the adapter (it is sent as a header)"
+            )
+        clash = _QUERY_PARAMS & set(options)
         if clash:
             raise InvalidQueryArgument(
                 f"options: {', '.join(sorted(clash))} belong in the Query, not in options"

@@ -306,11 +306,11 @@ def _shapes_from_dicts(values: ObjectArray, bad: list[Any]) -> ObjectArray:
     try:  # the frequent all-Points case needs no JSON round trip
         if all(g.get("type") == "Point" for g in geometries):
             coordinates = np.array([g["coordinates"] for g in geometries], dtype=np.float64)
-            if coordinates.ndim == 2 and coordinates.shape[1] in (2, 3):
-                if np.isfinite(coordinates).all():
-                    import shapely
+            shaped = coordinates.ndim == 2 and coordinates.shape[1] in (2, 3)
+            if shaped and np.isfinite(coordinates).all():
+                import shapely
 
-                    return np.asarray(shapely.points(coordinates), dtype=object)
+                return np.asarray(shapely.points(coordinates), dtype=object)
     except (TypeError, KeyError, ValueError, AttributeError):
         pass
     texts = np.full(len(geometries), None, dtype=object)
@@ -374,7 +374,8 @@ def _shapes_from_arrow(values: Any, name: str) -> ObjectArray:
         return np.full(len(array), None, dtype=object)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         texts = array.to_numpy(zero_copy_only=False)
-        texts = np.where(texts == "", None, texts)
+        texts = np.asarray(texts, dtype=object)
+        texts[np.equal(texts, "")] = None
         if all(t is None or t.lstrip().startswith("{") for t in texts[:50]):
             result, failed = _from_geojson(texts)
             warn_cast_failures(name, "geo_shape", texts[failed].tolist())
@@ -405,7 +406,7 @@ def _combined(values: Any) -> Any:
 def _object_array(values: Any) -> ObjectArray:
     """An object array where every missing value (None, NaN, NA, empty text) is None."""
     if isinstance(values, pd.Series | pd.Index):
-        array = values.to_numpy(dtype=object, na_value=None)
+        array = values.to_numpy(dtype=object)
     elif isinstance(values, np.ndarray) and values.dtype == object:
         array = values
     else:

@@ -13,12 +13,12 @@ import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
 import pandas as pd
 
-from odsframe._spec import FIELD_TYPES, GEO_TYPES
+from odsframe._spec import GEO_TYPES
 from odsframe.errors import InvalidQueryArgument, ODSWarning, ServerError
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ DatePrecision = Literal["year", "month", "day"]
 
 #: Resolution of every date and datetime column: microseconds cover ODS fractional seconds and
 #: the far sentinel dates (``9999-12-31``) that overflow nanoseconds.
-TIME_UNIT = "us"
+TIME_UNIT: Literal["us"] = "us"
 
 
 class ValueCastWarning(ODSWarning):
@@ -63,7 +63,9 @@ class FieldSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise InvalidQueryArgument(f"a field name must be a non-empty string, got {self.name!r}")
+            raise InvalidQueryArgument(
+                f"a field name must be a non-empty string, got {self.name!r}"
+            )
         if not isinstance(self.type, str) or not self.type:
             raise InvalidQueryArgument(
                 f"field {self.name!r}: the type must be a non-empty string, got {self.type!r}"
@@ -229,9 +231,7 @@ def _single_dataset(payload: Any) -> Any:
     if isinstance(payload, list):
         return payload
     if not isinstance(payload, Mapping):
-        raise ServerError(
-            f"dataset metadata must be a JSON object, got {type(payload).__name__}"
-        )
+        raise ServerError(f"dataset metadata must be a JSON object, got {type(payload).__name__}")
     if isinstance(payload.get("dataset"), Mapping):  # v2.0 wrapper
         return payload["dataset"]
     if "fields" in payload:
@@ -352,7 +352,8 @@ def empty_column(spec: FieldSpec, length: int, *, timezone: str | None = None) -
     dtype = pandas_dtype(spec, timezone=timezone)
     if dtype == np.dtype(object):
         return pd.Series(np.full(length, None, dtype=object), name=spec.name)
-    return pd.Series(pd.array([None] * length, dtype=dtype), name=spec.name)
+    missing: list[Any] = [None] * length
+    return pd.Series(pd.array(missing, dtype=cast(Any, dtype)), name=spec.name)
 
 
 def fields_frame(fields: Iterable[FieldSpec]) -> pd.DataFrame:
@@ -407,20 +408,21 @@ _GEOJSON_TYPES = frozenset(
 _INFER_SAMPLE = 1000
 
 
-def infer_fields(frame: pd.DataFrame) -> list[FieldSpec]:
+def infer_fields(frame: pd.DataFrame, *, from_text: bool = False) -> list[FieldSpec]:
     """Guess a schema from a frame when no dataset metadata is available.
 
     Uses the column dtypes and, for object or string columns, a sample of the values: shapely
-    geometries and GeoJSON objects -> ``geo_shape``; ``{lon, lat}`` objects, ``[lat, lon]``
-    pairs and ``"lat, lon"`` text -> ``geo_point_2d``; ISO dates and datetimes; numbers written
-    as text (codes with leading zeros stay text); other lists -> multivalued ``text`` or
-    ``json_blob``.
+    geometries and GeoJSON objects -> ``geo_shape``; ``{lon, lat}`` objects and ``[lat, lon]``
+    pairs -> ``geo_point_2d``; ISO dates and datetimes written as text; other lists ->
+    multivalued ``text`` or ``json_blob``. With ``from_text=True`` (every value was text, as
+    in a CSV) numbers, ``"lat, lon"`` points and GeoJSON text are recognised too; codes with
+    leading zeros stay text.
     """
-    return [infer_field(str(name), frame[name]) for name in frame.columns]
+    return [infer_field(str(name), frame[name], from_text=from_text) for name in frame.columns]
 
 
-def infer_field(name: str, values: Any) -> FieldSpec:
-    """Guess the field of one column (a Series, array or list of values)."""
+def infer_field(name: str, values: Any, *, from_text: bool = False) -> FieldSpec:
+    """Guess the field of one column (a Series, array or list of values); see infer_fields."""
     series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
@@ -438,11 +440,11 @@ def infer_field(name: str, values: Any) -> FieldSpec:
     if getattr(dtype, "name", "") == "geometry":
         return FieldSpec(name, "geo_shape")
     sample = [v for v in series.to_numpy(dtype=object)[: _INFER_SAMPLE * 4] if not _is_null(v)]
-    kind, annotations = _infer_kind(sample[:_INFER_SAMPLE])
+    kind, annotations = _infer_kind(sample[:_INFER_SAMPLE], from_text)
     return FieldSpec(name, kind, annotations=annotations)
 
 
-def _infer_kind(sample: list[Any]) -> tuple[str, dict[str, list[Any]]]:
+def _infer_kind(sample: list[Any], from_text: bool) -> tuple[str, dict[str, list[Any]]]:
     if not sample:
         return "text", {}
     if all(isinstance(v, bool | np.bool_) for v in sample):
@@ -466,22 +468,24 @@ def _infer_kind(sample: list[Any]) -> tuple[str, dict[str, list[Any]]]:
             return "text", {"multivalued": [","]}
         return "json_blob", {}
     if all(isinstance(v, str) for v in sample):
-        return _infer_text_kind(sample), {}
+        return _infer_text_kind(sample, from_text), {}
     return "json_blob", {}
 
 
-def _infer_text_kind(sample: list[str]) -> str:
+def _infer_text_kind(sample: list[str], from_text: bool) -> str:
     texts = [v.strip() for v in sample if v.strip()]
     if not texts:
+        return "text"
+    if all(_DATE_TEXT.match(v) for v in texts):
+        return "date"
+    if all(_DATETIME_TEXT.match(v) for v in texts):
+        return "datetime"
+    if not from_text:  # JSON strings stay text unless they are dates
         return "text"
     if all(_INT_TEXT.match(v) for v in texts):
         return "int"
     if all(_FLOAT_TEXT.match(v) for v in texts) and not any(_leading_zero(v) for v in texts):
         return "double"
-    if all(_DATE_TEXT.match(v) for v in texts):
-        return "date"
-    if all(_DATETIME_TEXT.match(v) for v in texts):
-        return "datetime"
     if all(_LATLON_TEXT.match(v) for v in texts):
         return "geo_point_2d"
     if all(v.startswith("{") and _looks_like_geojson(v) for v in texts):

@@ -199,10 +199,11 @@ class DataFileError(ValueError):
 
 
 def slugify(text: str) -> str:
-    """Field name for a header label, as ODS makes it (``"Capacité (m²)"`` -> ``capacite_m2``)."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
-    return slug
+    """Field name for a header label, as ODS makes it (``"Numéro d’arrondissement"`` ->
+    ``numero_d_arrondissement``): accents dropped, lower case, other characters ``_``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    unaccented = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9]+", "_", unaccented.lower()).strip("_")
 
 
 def attachment_id(filename: str) -> str:
@@ -436,6 +437,12 @@ def _duckdb_cast(array: pa.Array, sql_type: str) -> pa.Array:
 
 
 def _all_match(valid: pa.Array, pattern: str) -> bool:
+    # Most columns fail on their first values: check those before scanning everything.
+    head = valid.slice(0, 1000)
+    if not pc.all(pc.match_substring_regex(head, pattern)).as_py():
+        return False
+    if len(valid) <= len(head):
+        return True
     return bool(pc.all(pc.match_substring_regex(valid, pattern)).as_py())
 
 
@@ -785,6 +792,10 @@ def _arrow_to(field_: PortalField | None, array: pa.Array, geo_column: bool) -> 
         if kind.tz is None:
             array = pc.assume_timezone(array, "UTC")
         return Column("datetime", array.cast(pa.timestamp("us", tz="UTC")))
+    if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and (
+        pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)
+    ):
+        return Column("text", array.cast(pa.list_(pa.string())), {"multivalued": [","]})
     if pa.types.is_struct(kind) and {kind.field(i).name for i in range(kind.num_fields)} >= {
         "lon",
         "lat",
@@ -977,7 +988,7 @@ def _read_csv(path: Path) -> _RawData:
         data.decode("utf-8")
     except UnicodeDecodeError:
         data = data.decode("cp1252", errors="replace").encode("utf-8")
-    if not data.strip():
+    if not data[:65536].strip():
         raise DataFileError(path, "empty CSV file (no header)")
     prefix = data[:65536].decode("utf-8", errors="ignore")
     first_line = prefix.splitlines()[0] if prefix.splitlines() else ""
@@ -996,7 +1007,9 @@ def _read_csv(path: Path) -> _RawData:
     try:
         table = pa_csv.read_csv(
             pa.BufferReader(data),
-            read_options=pa_csv.ReadOptions(column_names=keys, skip_rows=1, block_size=1 << 24),
+            read_options=pa_csv.ReadOptions(
+                column_names=keys, skip_rows=1, block_size=min(max(len(data) + 1, 1 << 20), 1 << 30)
+            ),
             parse_options=pa_csv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=True, invalid_row_handler=skip_row
             ),
@@ -1819,10 +1832,12 @@ class Catalog:
                 )
             finally:
                 self.con.unregister(source)
-            row = self.con.execute(
+            # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and then
+            # refuses register() on this connection.
+            rows = self.con.execute(
                 f"SELECT count(*), count(DISTINCT {HIDDEN_ID}) FROM {target}"
-            ).fetchone()
-            count, distinct = (int(row[0]), int(row[1])) if row else (0, 0)
+            ).fetchall()
+            count, distinct = int(rows[0][0]), int(rows[0][1])
             if distinct != count:
                 # Records with the same id are one record: the last in the source wins.
                 self.con.execute(

@@ -90,7 +90,26 @@ class Token:
         return self.kind == "ident" and not self.quoted and self.value.lower() in words
 
 
-_OPERATORS = ("<=", ">=", "!=", "<>", "..", "=", "<", ">", ":", "(", ")", "[", "]", ",", "*", "+", "-", "/")
+_OPERATORS = (
+    "<=",
+    ">=",
+    "!=",
+    "<>",
+    "..",
+    "=",
+    "<",
+    ">",
+    ":",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    "*",
+    "+",
+    "-",
+    "/",
+)
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _DECIMAL = re.compile(r"\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+")
 _LETTERS = re.compile(r"[A-Za-z]+")
@@ -179,16 +198,22 @@ def _read_number(text: str, start: int, clause: str) -> Token:
         value: int | float = float(decimal.group())
         unit = _LETTERS.match(text, end)
         if unit and unit.group() in _UNITS and not _WORD.match(text, unit.end()):
-            return Token("quantity", text[start : unit.end()], (value, unit.group()), start, unit.end())
+            return Token(
+                "quantity", text[start : unit.end()], (value, unit.group()), start, unit.end()
+            )
         if _WORD.match(text, end):
-            raise ODSQLError(f"Invalid number {text[start:end + 1]!r} at position {start}.", clause)
+            raise ODSQLError(
+                f"Invalid number {text[start : end + 1]!r} at position {start}.", clause
+            )
         return Token("number", text[start:end], value, start, end)
     raw = word.group()
     if raw.isdigit():
         return Token("number", raw, int(raw), start, word.end())
     quantity = re.fullmatch(r"(\d+)([A-Za-z]+)", raw)
     if quantity and quantity.group(2) in _UNITS:
-        return Token("quantity", raw, (int(quantity.group(1)), quantity.group(2)), start, word.end())
+        return Token(
+            "quantity", raw, (int(quantity.group(1)), quantity.group(2)), start, word.end()
+        )
     return Token("ident", raw, raw, start, word.end())
 
 
@@ -484,7 +509,9 @@ class _Parser:
             if word.is_word("null"):
                 return IsNull(left, negated, start=left.start, end=word.end)
             if word.is_word("true", "false"):
-                return IsBool(left, word.value.lower() == "true", negated, start=left.start, end=word.end)
+                return IsBool(
+                    left, word.value.lower() == "true", negated, start=left.start, end=word.end
+                )
             self.fail("expected NULL, TRUE or FALSE after IS", word)
             raise AssertionError  # pragma: no cover
         else:
@@ -498,9 +525,7 @@ class _Parser:
         if self.at_op("[", "]"):
             self.advance()
             low = self.bound()
-            if self.at_op(".."):
-                self.advance()
-            elif self.peek().is_word("to"):
+            if self.at_op("..") or self.peek().is_word("to"):
                 self.advance()
             else:
                 self.fail("expected '..' or TO in a range")
@@ -635,18 +660,30 @@ class _Parser:
 
     def argument(self, args: list[Node], named: list[tuple[str, Node]]) -> None:
         token = self.peek()
-        if token.kind == "op" and token.value == "*" and self.peek(1).kind == "op" and self.peek(1).value in (",", ")"):
+        if (
+            token.kind == "op"
+            and token.value == "*"
+            and self.peek(1).kind == "op"
+            and self.peek(1).value in (",", ")")
+        ):
             self.advance()
             args.append(Star(start=token.start, end=token.end))
             return
         if token.kind == "ident" and self.peek(1).kind == "op" and self.peek(1).value == "=":
             self.advance()
             self.advance()
-            named.append((token.value.lower() if not token.quoted else token.value, self.expression()))
+            named.append(
+                (token.value.lower() if not token.quoted else token.value, self.expression())
+            )
             return
         value = self.expression()
         unit = self.peek()
-        if isinstance(value, Literal) and isinstance(value.value, int | float) and unit.kind == "ident" and not unit.quoted:
+        if (
+            isinstance(value, Literal)
+            and isinstance(value.value, int | float)
+            and unit.kind == "ident"
+            and not unit.quoted
+        ):
             if unit.value not in _UNITS:
                 self.fail("expected a unit", unit)
             self.advance()
@@ -674,7 +711,11 @@ class _Parser:
         while True:
             token = self.peek()
             nxt = self.peek(1)
-            if token.kind == "op" and token.value == "*" and (nxt.kind == "eof" or (nxt.kind == "op" and nxt.value == ",")):
+            if (
+                token.kind == "op"
+                and token.value == "*"
+                and (nxt.kind == "eof" or (nxt.kind == "op" and nxt.value == ","))
+            ):
                 self.advance()
                 entries.append(SelectAll(start=token.start, end=token.end))
             elif token.is_word("include", "exclude") and nxt.kind == "op" and nxt.value == "(":
@@ -682,7 +723,13 @@ class _Parser:
             else:
                 expr = self.expression()
                 entries.append(
-                    SelectItem(expr, self.alias(), self.text[expr.start : expr.end], start=expr.start, end=self.peek().start)
+                    SelectItem(
+                        expr,
+                        self.alias(),
+                        self.text[expr.start : expr.end],
+                        start=expr.start,
+                        end=self.peek().start,
+                    )
                 )
             if self.at_op(","):
                 self.advance()
@@ -714,14 +761,24 @@ class _Parser:
                 self.advance()
                 continue
             close = self.expect_op(")")
-            return IncludeExclude(name.value.lower(), tuple(patterns), start=name.start, end=close.end)
+            return IncludeExclude(
+                name.value.lower(), tuple(patterns), start=name.start, end=close.end
+            )
 
     def group_list(self) -> list[GroupItem]:
         items: list[GroupItem] = []
         while True:
             expr = self.expression()
             alias = self.alias()
-            items.append(GroupItem(expr, alias, self.text[expr.start : expr.end], start=expr.start, end=self.peek().start))
+            items.append(
+                GroupItem(
+                    expr,
+                    alias,
+                    self.text[expr.start : expr.end],
+                    start=expr.start,
+                    end=self.peek().start,
+                )
+            )
             if self.at_op(","):
                 self.advance()
                 continue
@@ -735,7 +792,15 @@ class _Parser:
             descending = False
             if self.peek().is_word("asc", "desc"):
                 descending = self.advance().value.lower() == "desc"
-            items.append(OrderItem(expr, descending, self.text[expr.start : expr.end], start=expr.start, end=self.peek().start))
+            items.append(
+                OrderItem(
+                    expr,
+                    descending,
+                    self.text[expr.start : expr.end],
+                    start=expr.start,
+                    end=self.peek().start,
+                )
+            )
             if self.at_op(","):
                 self.advance()
                 continue
@@ -789,7 +854,9 @@ def parse_order_by(text: str) -> list[OrderItem]:
 
 def quote_name(name: str) -> str:
     """``name`` as ODSQL: bare when it is a plain non-reserved identifier, else back-quoted."""
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in RESERVED_WORDS_V21 | _GRAMMAR_KEYWORDS | {"in", "like", "is", "to"}:
+    if re.fullmatch(
+        r"[A-Za-z_][A-Za-z0-9_]*", name
+    ) and name.lower() not in RESERVED_WORDS_V21 | _GRAMMAR_KEYWORDS | {"in", "like", "is", "to"}:
         return name
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 

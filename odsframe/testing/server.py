@@ -54,7 +54,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from odsframe import _spec
-from odsframe.testing import engine
+from odsframe.testing import engine, odsql
 from odsframe.testing.errors import (
     InvalidRESTParameterError,
     NotFoundError,
@@ -63,7 +63,13 @@ from odsframe.testing.errors import (
     QuotaError,
     UnauthorizedError,
 )
-from odsframe.testing.model import HIDDEN_ID, CompiledQuery, PortalDataset
+from odsframe.testing.model import (
+    HIDDEN_ID,
+    HIDDEN_TIMESTAMP,
+    CompiledQuery,
+    PortalDataset,
+    PortalField,
+)
 from odsframe.testing.serialize import RecordWriter, SerializeContext, dumps
 
 logger = logging.getLogger("odsframe.testing.server")
@@ -84,6 +90,10 @@ class CatalogLike(Protocol):
 
     con: duckdb.DuckDBPyConnection
     datasets: dict[str, PortalDataset]
+
+    def catalog_dataset(self, *, include_private: bool = False) -> PortalDataset:
+        """The pseudo-dataset (one record per dataset) catalog ODSQL queries run over."""
+        ...
 
 
 # -- parameters -----------------------------------------------------------------------------
@@ -285,23 +295,31 @@ _USER_DUCKDB_ERRORS: tuple[type[Exception], ...] = (
 
 
 @contextmanager
-def query_errors(clauses: Sequence[str]) -> Iterator[None]:
+def query_errors(compiled: CompiledQuery, clauses: Sequence[str]) -> Iterator[None]:
     """Turn DuckDB errors caused by the request into ``ODSQLError`` (400)."""
     try:
         yield
     except _USER_DUCKDB_ERRORS as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ODSQLError(f"{detail}.".replace("..", "."), ", ".join(clauses) or "query") from exc
+        clause = getattr(compiled.prepare, "clauses", None) or ", ".join(clauses) or "where"
+        raise ODSQLError(f"The query could not be evaluated: {detail}", clause) from exc
 
 
 def fetch_arrow(
     cursor: duckdb.DuckDBPyConnection, compiled: CompiledQuery, clauses: Sequence[str] = ()
 ) -> Any:
-    """Run ``compiled.sql`` and return its result as a ``pyarrow.Table``."""
-    with query_errors(clauses):
-        if compiled.prepare is not None:
-            compiled.prepare(cursor)
-        return cursor.sql(compiled.sql, params=list(compiled.params) or None).to_arrow_table()
+    """Run ``compiled.sql`` and return its result as a ``pyarrow.Table``.
+
+    Fetching through Arrow gives ``TIMESTAMPTZ`` values without needing ``pytz``.
+    """
+    with query_errors(compiled, clauses):
+        try:
+            if compiled.prepare is not None:
+                compiled.prepare(cursor)
+            params = list(compiled.params) or None
+            return cursor.sql(compiled.sql, params=params).to_arrow_table()
+        finally:
+            engine.release(cursor, compiled)
 
 
 def fetch_count(
@@ -311,9 +329,14 @@ def fetch_count(
     if compiled.count_sql is None:
         return None
     count_params = _params_for(compiled.count_sql, compiled.params, compiled.where_params)
-    with query_errors(clauses):
-        row = cursor.execute(compiled.count_sql, count_params).fetchone()
-    return int(row[0]) if row else 0
+    with query_errors(compiled, clauses):
+        try:
+            if compiled.prepare is not None:
+                compiled.prepare(cursor)
+            rows = cursor.execute(compiled.count_sql, count_params).fetchall()
+        finally:
+            engine.release(cursor, compiled)
+    return int(rows[0][0]) if rows else 0
 
 
 def _params_for(sql: str, *candidates: Sequence[Any]) -> list[Any]:
@@ -397,11 +420,16 @@ class ApiRequest:
             )
         return dataset
 
+    def catalog_pseudo_dataset(self) -> PortalDataset:
+        """The catalog pseudo-dataset as this caller may see it (restricted ones need a key)."""
+        return self.catalog.catalog_dataset(include_private=self.authenticated)
+
     @contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A DuckDB cursor of its own (connections are not thread-safe), closed afterwards."""
+        make_cursor = getattr(self.catalog, "cursor", None) or self.catalog.con.cursor
         with self.state.cursor_lock:
-            cursor = self.catalog.con.cursor()
+            cursor = make_cursor()
         try:
             yield cursor
         finally:
@@ -686,15 +714,62 @@ def record_links(api: ApiRequest, dataset_id: str, record_id: Any) -> list[dict[
     ]
 
 
-def _record_view(cursor: duckdb.DuckDBPyConnection, dataset: PortalDataset, record_id: str) -> str:
-    """A temporary view holding the one record ``record_id`` (per cursor, so per request)."""
-    view = "__odsframe_record"
+def one_row_dataset(
+    cursor: duckdb.DuckDBPyConnection, dataset: PortalDataset, column: str, value: str
+) -> PortalDataset:
+    """``dataset`` narrowed to the rows where ``column = value``.
+
+    The rows live in a temporary view of this cursor (so of this request only); the engine
+    compiles over it as over the dataset's table.
+    """
+    view = f"__odsframe_{column.strip('_')}_view"
     cursor.execute(
         f"CREATE OR REPLACE TEMP VIEW {_sql_identifier(view)} AS SELECT * FROM "
-        f"{_sql_identifier(dataset.table)} WHERE {_sql_identifier(HIDDEN_ID)} = "
-        f"{_sql_literal(record_id)}"
+        f"{_sql_identifier(dataset.table)} WHERE {_sql_identifier(column)} = {_sql_literal(value)}"
     )
-    return view
+    return dataclasses.replace(dataset, table=view)
+
+
+#: Names under which records queries with ``include_links=true`` fetch ``__id`` and
+#: ``__timestamp`` (exposed as fields of a per-request view, removed from the answer).
+_RECORD_ID_FIELD = "odsframe_internal_record_id"
+_RECORD_TIMESTAMP_FIELD = "odsframe_internal_record_timestamp"
+
+
+def with_technical_fields(
+    cursor: duckdb.DuckDBPyConnection, dataset: PortalDataset, select: str | None
+) -> tuple[PortalDataset, str]:
+    """``dataset`` seen through a view exposing the record id and timestamp as fields, and
+    ``select`` extended to fetch them (for ``_id``/``_timestamp`` with ``include_links``)."""
+    view = "__odsframe_technical_view"
+    cursor.execute(
+        f"CREATE OR REPLACE TEMP VIEW {_sql_identifier(view)} AS SELECT *, "
+        f"{_sql_identifier(HIDDEN_ID)} AS {_sql_identifier(_RECORD_ID_FIELD)}, "
+        f"{_sql_identifier(HIDDEN_TIMESTAMP)} AS {_sql_identifier(_RECORD_TIMESTAMP_FIELD)} "
+        f"FROM {_sql_identifier(dataset.table)}"
+    )
+    technical = [
+        PortalField(_RECORD_ID_FIELD, "text"),
+        PortalField(_RECORD_TIMESTAMP_FIELD, "datetime"),
+    ]
+    extended = dataclasses.replace(dataset, table=view, fields=[*dataset.fields, *technical])
+    extra = f"{_RECORD_ID_FIELD}, {_RECORD_TIMESTAMP_FIELD}"
+    return extended, "*" if select is None else f"{select}, {extra}"
+
+
+def add_record_links(api: ApiRequest, dataset_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    """``_links``, ``_id``, ``_timestamp`` and ``_size`` in front of a record's fields."""
+    record_id = record.pop(_RECORD_ID_FIELD, None)
+    timestamp = record.pop(_RECORD_TIMESTAMP_FIELD, None)
+    if record_id is None:
+        return record
+    return {
+        "_links": record_links(api, dataset_id, record_id),
+        "_id": record_id,
+        "_timestamp": timestamp,
+        "_size": len(dumps(record)),
+        **record,
+    }
 
 
 def get_records(api: ApiRequest) -> Any:
@@ -704,16 +779,33 @@ def get_records(api: ApiRequest) -> Any:
     limit, offset = page_window(api.query, grouped=params.group_by is not None)
     include_links = bool_param(api.query, "include_links")
     bool_param(api.query, "include_app_metas")
-    compiled = params.compile(dataset, limit=limit, offset=offset)
-    writer = RecordWriter(compiled.columns, api.serialize_context(params.tz, dataset.dataset_id))
-    with api.cursor() as cursor:
+    context = api.serialize_context(params.tz, dataset.dataset_id)
+
+    def run(
+        cursor: duckdb.DuckDBPyConnection, target: PortalDataset, select: str | None
+    ) -> tuple[CompiledQuery, int | None, Any]:
+        compiled = params.compile(target, limit=limit, offset=offset, select=select)
         total = fetch_count(cursor, compiled, params.clauses)
-        records = writer.records(fetch_arrow(cursor, compiled, params.clauses)) if limit else []
+        table = fetch_arrow(cursor, compiled, params.clauses) if limit else None
+        return compiled, total, table
+
+    with api.cursor() as cursor:
+        result = None
+        if include_links and params.group_by is None:
+            try:
+                result = run(cursor, *with_technical_fields(cursor, dataset, params.select))
+            except ODSQLError:  # e.g. an aggregate select: no record ids to add
+                result = None
+        if result is None:
+            result = run(cursor, dataset, params.select)
+    compiled, total, table = result
+    records = RecordWriter(compiled.columns, context).records(table) if table is not None else []
     payload: dict[str, Any] = {}
     if total is not None:
         payload["total_count"] = total
     if include_links:
         payload["_links"] = page_links(api, limit, offset, total if total is not None else 0)
+        records = [add_record_links(api, dataset.dataset_id, record) for record in records]
     payload["results"] = records
     return payload
 
@@ -724,8 +816,7 @@ def get_record(api: ApiRequest) -> Any:
     record_id = api.path_params["record_id"]
     params = ODSQLParams.from_query(api.query)
     with api.cursor() as cursor:
-        view = _record_view(cursor, dataset, record_id)
-        one_record = dataclasses.replace(dataset, table=view)
+        one_record = one_row_dataset(cursor, dataset, HIDDEN_ID, record_id)
         compiled = engine.compile_query(
             one_record,
             select=params.select,
@@ -746,36 +837,118 @@ def get_record(api: ApiRequest) -> Any:
 # -- catalog --------------------------------------------------------------------------------
 
 
-def get_dataset(api: ApiRequest) -> Any:
-    """``GET /catalog/datasets/{dataset_id}``: the dataset object."""
-    dataset = api.dataset(api.path_params["dataset_id"])
-    ODSQLParams.from_query(api.query)
+#: Keys of the dataset object that are not columns of the catalog pseudo-dataset; a catalog
+#: ``select`` naming them gets them from the dataset object.
+STRUCTURAL_DATASET_KEYS = ("fields", "metas", "attachments", "alternative_exports")
+#: Alias under which catalog queries fetch the dataset id they need (removed from answers).
+_DATASET_ID_ALIAS = "odsframe_internal_dataset_id"
+
+
+def _split_catalog_select(select: str) -> tuple[list[str], list[str]]:
+    """``select`` as (ODSQL items over the pseudo-dataset, dataset-object keys)."""
+    items: list[str] = []
+    structural: list[str] = []
+    for entry in odsql.parse_select(select):
+        if (
+            isinstance(entry, odsql.SelectItem)
+            and entry.alias is None
+            and isinstance(entry.expr, odsql.Field)
+            and entry.expr.name in STRUCTURAL_DATASET_KEYS
+        ):
+            structural.append(entry.expr.name)
+        else:
+            items.append(select[entry.start : entry.end])
+    return items, structural
+
+
+def catalog_results(
+    api: ApiRequest,
+    params: ODSQLParams,
+    pseudo: PortalDataset,
+    cursor: duckdb.DuckDBPyConnection,
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """``(total_count, results)`` of an ODSQL query over the catalog pseudo-dataset.
+
+    Without ``select`` every result is the full dataset object; a ``select`` puts the selected
+    metadata at the root of each result (``fields``, ``metas``, ``attachments`` come from the
+    dataset object); a ``group_by`` gives the groups as records.
+    """
     include_links = bool_param(api.query, "include_links")
     include_app_metas = bool_param(api.query, "include_app_metas")
-    links = dataset_links(api, dataset.dataset_id) if include_links else None
-    return dataset_object(dataset, include_app_metas=include_app_metas, links=links)
+    structural: list[str] = []
+    full_objects = params.select is None and params.group_by is None
+    if full_objects:
+        select: str | None = f"dataset_id AS {_DATASET_ID_ALIAS}"
+    elif params.select is not None and params.group_by is None:
+        items, structural = _split_catalog_select(params.select)
+        select = ", ".join([*items, f"dataset_id AS {_DATASET_ID_ALIAS}"] if structural else items)
+    else:
+        select = params.select
+    compiled = params.compile(pseudo, limit=limit, offset=offset, select=select)
+    total = fetch_count(cursor, compiled, params.clauses)
+    table = fetch_arrow(cursor, compiled, params.clauses) if limit else None
+    writer = RecordWriter(compiled.columns, api.serialize_context(params.tz))
+    records = writer.records(table) if table is not None else []
+    if not full_objects and not structural:
+        return total, records
+    results: list[dict[str, Any]] = []
+    for record in records:
+        dataset = api.catalog.datasets.get(str(record.pop(_DATASET_ID_ALIAS)))
+        if dataset is None:  # removed since the query ran
+            continue
+        links = dataset_links(api, dataset.dataset_id) if include_links else None
+        whole = dataset_object(dataset, include_app_metas=include_app_metas, links=links)
+        if full_objects:
+            results.append(whole)
+            continue
+        if links is not None:
+            record = {"_links": links, **record}
+        record.update({key: whole[key] for key in structural})
+        results.append(record)
+    return total, results
+
+
+def get_dataset(api: ApiRequest) -> Any:
+    """``GET /catalog/datasets/{dataset_id}``: the dataset object (or its ``select``)."""
+    dataset = api.dataset(api.path_params["dataset_id"])
+    params = ODSQLParams.from_query(api.query)
+    include_links = bool_param(api.query, "include_links")
+    include_app_metas = bool_param(api.query, "include_app_metas")
+    if params.select is None:
+        links = dataset_links(api, dataset.dataset_id) if include_links else None
+        return dataset_object(dataset, include_app_metas=include_app_metas, links=links)
+    select_only = ODSQLParams(
+        select=params.select, lang=params.lang, timezone=params.timezone, tz=params.tz
+    )
+    with api.cursor() as cursor:
+        pseudo = one_row_dataset(
+            cursor, api.catalog_pseudo_dataset(), "dataset_id", dataset.dataset_id
+        )
+        _, results = catalog_results(api, select_only, pseudo, cursor, limit=1, offset=0)
+    if not results:
+        raise NotFoundError(f"Dataset '{dataset.dataset_id}' was not found.")
+    return results[0]
 
 
 def get_datasets(api: ApiRequest) -> Any:
-    """``GET /catalog/datasets``: the datasets the caller may see."""
+    """``GET /catalog/datasets``: an ODSQL query over the datasets the caller may see."""
     params = ODSQLParams.from_query(api.query)
     limit, offset = page_window(api.query, grouped=params.group_by is not None)
     include_links = bool_param(api.query, "include_links")
-    include_app_metas = bool_param(api.query, "include_app_metas")
-    visible = api.visible_datasets()
-    total = len(visible)
-    page = visible[offset : offset + limit] if limit else []
-    payload: dict[str, Any] = {"total_count": total}
-    if include_links:
-        payload["_links"] = page_links(api, limit, offset, total)
-    payload["results"] = [
-        dataset_object(
-            dataset,
-            include_app_metas=include_app_metas,
-            links=dataset_links(api, dataset.dataset_id) if include_links else None,
+    bool_param(api.query, "include_app_metas")
+    with api.cursor() as cursor:
+        total, results = catalog_results(
+            api, params, api.catalog_pseudo_dataset(), cursor, limit=limit, offset=offset
         )
-        for dataset in page
-    ]
+    payload: dict[str, Any] = {}
+    if total is not None:
+        payload["total_count"] = total
+    if include_links and total is not None:
+        payload["_links"] = page_links(api, limit, offset, total)
+    payload["results"] = results
     return payload
 
 

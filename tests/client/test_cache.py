@@ -55,15 +55,17 @@ def typed_frame() -> pd.DataFrame:
             "label": pd.Series(["x", None, "z"]),
             "plain_text": pd.Series(["u", "v", "w"], dtype=object),
             "flag": pd.array([True, None, False], dtype="boolean"),
-            "naive": pd.to_datetime(["2024-01-01 00:00", None, "2024-03-01 12:30"]),
-            "paris": pd.to_datetime(["2024-01-01 00:00", None, "2024-07-01 12:30"]).tz_localize(
+            "naive": pd.to_datetime(["2024-01-01 00:00", "NaT", "2024-03-01 12:30"]),
+            "paris": pd.to_datetime(["2024-01-01 00:00", "NaT", "2024-07-01 12:30"]).tz_localize(
                 "Europe/Paris"
             ),
-            "nanos": pd.to_datetime(["2024-01-01", "2024-01-02", None]).astype("datetime64[ns]"),
+            "nanos": pd.to_datetime(["2024-01-01", "2024-01-02", "NaT"]).astype("datetime64[ns]"),
             "real": [1.5, np.nan, -2.0],
             "tags": [["a", "b"], None, []],
             "blob": [{"k": 1, "nested": [1, {"x": None}]}, None, {"empty": {}}],
             "mixed": [1, "two", None],
+            "numbers": [[1, 2.5], None, []],
+            "sparse": [{"a": 1}, pd.NA, [1.5, float("nan")]],
             "raw": [b"\x00\x01", None, b"abc"],
             "money": [Decimal("1.10"), None, Decimal("2.50")],
             "day": [date(2024, 1, 1), None, date(2024, 2, 29)],
@@ -274,10 +276,27 @@ def test_credential_digest_is_one_way_and_stable() -> None:
 
 
 def test_scrub_url_drops_keys_and_user_info_only() -> None:
-    url = f"https://user:{SECRET}@data.example.com/api/x?where=a%3D1&ApiKey={SECRET}&limit=5"
-    scrubbed = cache.scrub_url(url)
-    assert SECRET not in scrubbed
-    assert scrubbed == "https://data.example.com/api/x?where=a%3D1&limit=5"
+    url = f"https://user:{SECRET}@data.example.com/api/x?where=a%20%3D%201&ApiKey={SECRET}&limit=5"
+    assert cache.scrub_url(url) == "https://data.example.com/api/x?where=a%20%3D%201&limit=5"
+    quoted = f"https://data.example.com/x?api%5Fkey={SECRET}#top"
+    assert cache.scrub_url(quoted) == "https://data.example.com/x#top"
+    clean = "https://data.example.com/x?where=a+%3D+1&select=b"
+    assert cache.scrub_url(clean) == clean
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"where=a&apikey={SECRET}", "where=a"),
+        (f"?apikey={SECRET}&limit=5", "?limit=5"),
+        ('name = "what?" and x=1', 'name = "what?" and x=1'),
+        ('title like "apikey=1"', 'title like "apikey=1"'),
+    ],
+)
+def test_scrub_secrets_handles_bare_query_strings_and_leaves_odsql_alone(
+    text: str, expected: str
+) -> None:
+    assert cache.scrub_secrets(text) == expected
 
 
 def test_scrub_secrets_walks_nested_structures() -> None:
@@ -547,6 +566,7 @@ def test_dataframe_round_trip_keeps_dtypes_values_and_attrs(cache_root: Path) ->
     assert [type(v) for v in restored["tags"]] == [list, type(None), list]
     assert restored["blob"][0] == {"k": 1, "nested": [1, {"x": None}]}
     assert restored["label"][1] is not None and pd.isna(restored["label"][1])
+    assert restored["sparse"][1] is pd.NA and restored["blob"][1] is None
     assert meta["kind"] == "DataFrame" and meta["rows"] == 3
     assert meta["data_processed"] == "2024-05-01T10:00:00+00:00"
 
@@ -557,6 +577,24 @@ def test_dataframe_with_a_custom_index_round_trips(cache_root: Path) -> None:
         index=pd.Index(["rec-1", "rec-2"], name="record_id"),
     )
     frame.columns.name = "fields"
+    key = key_for()
+    cache.write_entry(key, frame, provenance())
+    hit = cache.read_entry(key)
+    assert hit is not None
+    pd.testing.assert_frame_equal(hit[0], frame)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        pd.Index([7, 7, 3], name="count"),
+        pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1)], names=["k", "n"]),
+        pd.date_range("2024-01-01", periods=3, tz="Europe/Paris", name="day"),
+    ],
+    ids=["duplicates-named-like-a-column", "multi", "datetime"],
+)
+def test_indexes_round_trip(cache_root: Path, index: pd.Index) -> None:
+    frame = typed_frame().set_axis(index)
     key = key_for()
     cache.write_entry(key, frame, provenance())
     hit = cache.read_entry(key)
@@ -629,7 +667,7 @@ def test_written_metadata_drives_the_decision(cache_root: Path) -> None:
     current = Freshness.from_ods_metas(
         {"default": {"data_processed": "2024-05-01T10:00:00+00:00", "records_count": 3}}
     )
-    decide = {"reachable": True, "max_age": None, "mode": "use", "now": NOW}
+    decide: dict[str, Any] = {"reachable": True, "max_age": None, "mode": "use", "now": NOW}
     assert cache.decide(meta, current=current, **decide).action is Action.USE
     moved = Freshness(data_processed="2024-05-09T00:00:00+00:00", records_count=3)
     assert cache.decide(meta, current=moved, **decide).action is Action.FETCH
@@ -685,6 +723,45 @@ def test_write_refuses_non_frames_and_bad_provenance(cache_root: Path) -> None:
         cache.write_entry(key_for(), pd.DataFrame({"a": [1]}), provenance(fetched_at="soon"))
 
 
+@pytest.mark.parametrize("failing_step", ["data file", "sidecar"])
+def test_failed_write_keeps_the_previous_entry_and_leaves_no_debris(
+    cache_root: Path, monkeypatch: pytest.MonkeyPatch, failing_step: str
+) -> None:
+    import pyarrow.parquet as pq
+
+    key = key_for()
+    first = pd.DataFrame({"a": [1, 2]})
+    cache.write_entry(key, first, provenance())
+    before = sorted(p.name for p in (cache_root / "frames").iterdir())
+
+    with monkeypatch.context() as patch:
+        if failing_step == "data file":
+            real_write_table = pq.write_table
+
+            def write_half_then_fail(table: Any, where: Any, **kwargs: Any) -> None:
+                real_write_table(table.slice(0, 1), where, **kwargs)
+                raise OSError(28, "No space left on device")
+
+            patch.setattr(pq, "write_table", write_half_then_fail)
+        else:
+            real_replace = os.replace
+
+            def refuse_sidecar(source: Any, target: Any) -> None:
+                if str(target).endswith(".json"):
+                    raise OSError(28, "No space left on device")
+                real_replace(source, target)
+
+            patch.setattr(os, "replace", refuse_sidecar)
+
+        with pytest.raises(CacheError, match="No space left"):
+            cache.write_entry(key, pd.DataFrame({"a": [9]}), provenance())
+
+    assert sorted(p.name for p in (cache_root / "frames").iterdir()) == before
+    hit = cache.read_entry(key)
+    assert hit is not None
+    pd.testing.assert_frame_equal(hit[0], first)
+
+
 # ------------------------------------------------------------------------------------------
 # Secrets never reach the disk
 
@@ -700,7 +777,8 @@ def test_api_key_appears_in_no_file_of_the_cache(cache_root: Path) -> None:
         }
     }
     leaky = provenance(
-        portal=f"https://reader:{SECRET}@data.example.com",
+        portal=f"reader:{SECRET}@data.example.com",
+        query_string=f"where=a&apikey={SECRET}",
         url=f"https://data.example.com/api/explore/v2.1/x?apikey={SECRET}&where=a",
         params=[["apikey", SECRET], ["where", "a"]],
         headers={"Authorization": f"Apikey {SECRET}", "X-Api-Key": SECRET},
@@ -726,7 +804,8 @@ def test_api_key_appears_in_no_file_of_the_cache(cache_root: Path) -> None:
     assert meta is not None
     assert meta["provenance"]["params"] == [["where", "a"]]
     assert meta["provenance"]["url"].endswith("/x?where=a")
-    assert meta["portal"] == "https://data.example.com"
+    assert meta["portal"] == meta["provenance"]["portal"] == "https://data.example.com"
+    assert meta["provenance"]["query_string"] == "where=a"
     hit = cache.read_entry(key)
     assert hit is not None
     assert hit[0].attrs == {
@@ -839,7 +918,8 @@ def test_info_lists_one_row_per_entry(cache_root: Path) -> None:
     assert row["dataset"] == "bikes"
     assert row["rows"] == 7
     assert row["fetched_at"] == pd.Timestamp(NOW - timedelta(hours=1))
-    assert row["bytes"] == sum(p.stat().st_size for p in _entry_files(cache_root, row.name))
+    entry_bytes = sum(p.stat().st_size for p in _entry_files(cache_root, keys["a-bikes"]))
+    assert row["bytes"] == entry_bytes
     assert Path(row["path"]).is_file()
 
 
@@ -875,6 +955,10 @@ def test_clear_removes_stale_leftovers_but_not_recent_ones(cache_root: Path) -> 
     assert not stale_temp.exists() and not stale_orphan.exists()
     assert fresh_temp.exists() and fresh_orphan.exists()
     assert cache.read_entry(key) is not None
+
+    # Clearing everything also takes unreferenced data files, but not a write in progress.
+    assert cache.clear() == 1
+    assert sorted(p.name for p in folder.iterdir()) == [fresh_temp.name]
 
 
 def test_clear_without_filters_removes_broken_entries(cache_root: Path) -> None:

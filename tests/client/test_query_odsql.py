@@ -162,7 +162,11 @@ def test_geo_interface_objects_and_mappings_and_features() -> None:
         __geo_interface__ = {"type": "LineString", "coordinates": [(0, 0), (1, 1)]}
 
     assert json.loads(literal(Thing())[5:-1])["coordinates"] == [[0, 0], [1, 1]]
-    feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [1, 2]}}
+    feature = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Point", "coordinates": [1, 2]},
+    }
     assert json.loads(literal(feature)[5:-1]) == {"type": "Point", "coordinates": [1, 2]}
 
 

@@ -1,26 +1,25 @@
 """Fixtures of the portal tests: a tiny hand-built catalog served over real HTTP.
 
-The catalog follows the storage convention of ``odsframe/testing/model.py`` exactly (one DuckDB
-table per dataset, hidden ``__`` columns), so the server is tested on data whose every value is
-known, independently of the folder loader and the sample generator.
+The catalog is built with ``Catalog.add_dataset`` from arrow tables whose every value is known
+(see ``TYPES_ROWS``), so the server is tested on exact data, independently of the folder loader
+and of the sample generator.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import jsonschema
+import pyarrow as pa
 import pytest
 import requests
 from referencing import Registry, Resource
 
+from odsframe.testing.catalog import Catalog
 from odsframe.testing.model import PortalAttachment, PortalDataset, PortalField
 from odsframe.testing.portal import LocalPortal
 
@@ -36,24 +35,10 @@ OPENAPI = (
 PROCESSED = datetime(2024, 3, 1, 8, 30, tzinfo=UTC)
 
 
-@dataclass
-class TinyCatalog:
-    """Just what the server needs from a catalog: a DuckDB connection and the datasets."""
-
-    con: duckdb.DuckDBPyConnection
-    datasets: dict[str, PortalDataset] = field(default_factory=dict)
-
-
-def record_id(values: list[Any]) -> str:
-    """SHA1 over the sorted values, as ods-api.md section 8.4 describes."""
-    text = "".join(sorted("" if value is None else str(value) for value in values))
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
 TYPES_FIELDS = [
     PortalField("name", "text", "Name", annotations={"facet": []}),
     PortalField("tags", "text", "Tags", annotations={"multivalued": [";"]}),
-    PortalField("count", "int", "Count"),
+    PortalField("amount", "int", "Amount"),
     PortalField("ratio", "double", "Ratio"),
     PortalField("flag", "boolean", "Flag"),
     PortalField("day", "date", "Day"),
@@ -77,7 +62,7 @@ PHOTO = {
     "mimetype": "image/jpeg",
 }
 
-#: The rows of ``tiny-types``: (name, tags, count, ratio, flag, day, month, year, seen_at (UTC),
+#: The rows of ``tiny-types``: (name, tags, amount, ratio, flag, day, month, year, seen_at (UTC),
 #: location (lon, lat), area, photo, extra).
 TYPES_ROWS: list[tuple[Any, ...]] = [
     (
@@ -115,65 +100,54 @@ TYPES_ROWS: list[tuple[Any, ...]] = [
 ]
 
 
-def _create_types_table(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    con.execute(
-        f"""CREATE TABLE "{table}" (
-            name VARCHAR, tags VARCHAR[], count BIGINT, ratio DOUBLE, flag BOOLEAN, day DATE,
-            month DATE, year DATE, seen_at TIMESTAMPTZ, location STRUCT(lon DOUBLE, lat DOUBLE),
-            area VARCHAR, photo JSON, extra JSON, __rowid BIGINT, __id VARCHAR,
-            __timestamp TIMESTAMPTZ, __fts VARCHAR,
-            __bbox__area STRUCT(xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE))"""
-    )
-    ids = []
-    for rowid, row in enumerate(TYPES_ROWS):
-        (name, tags, count, ratio, flag, day, month, year, seen, point, area, photo, extra) = row
-        rid = record_id([name, count, ratio, day, seen, rowid])
-        ids.append(rid)
-        texts = " ".join(t for t in [name, *(tags or [])] if t).lower()
-        bbox = None
-        if area is not None:
-            flat = _coordinates(area["coordinates"])
-            xs, ys = [p[0] for p in flat], [p[1] for p in flat]
-            bbox = {"xmin": min(xs), "ymin": min(ys), "xmax": max(xs), "ymax": max(ys)}
-        con.execute(
-            f'INSERT INTO "{table}" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::TIMESTAMP AT TIME ZONE '
-            "'UTC', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                name,
-                tags,
-                count,
-                ratio,
-                flag,
-                day,
-                month,
-                year,
-                seen,
-                None if point is None else {"lon": point[0], "lat": point[1]},
-                None if area is None else json.dumps(area, separators=(",", ":")),
-                None if photo is None else json.dumps(photo),
-                None if extra is None else json.dumps(extra),
-                rowid,
-                rid,
-                PROCESSED,
-                texts,
-                bbox,
-            ],
+def _types_table() -> pa.Table:
+    """``TYPES_ROWS`` in the arrow form ``Catalog.add_dataset`` takes."""
+    columns = list(zip(*TYPES_ROWS))
+    point = pa.struct([("lon", pa.float64()), ("lat", pa.float64())])
+
+    def as_json(values: tuple[Any, ...], compact: bool = False) -> pa.Array:
+        separators = (",", ":") if compact else None
+        return pa.array(
+            [None if v is None else json.dumps(v, separators=separators) for v in values],
+            pa.string(),
         )
-    return ids
+
+    return pa.table(
+        {
+            "name": pa.array(columns[0], pa.string()),
+            "tags": pa.array(columns[1], pa.list_(pa.string())),
+            "amount": pa.array(columns[2], pa.int64()),
+            "ratio": pa.array(columns[3], pa.float64()),
+            "flag": pa.array(columns[4], pa.bool_()),
+            "day": pa.array([_date(v) for v in columns[5]], pa.date32()),
+            "month": pa.array([_date(v) for v in columns[6]], pa.date32()),
+            "year": pa.array([_date(v) for v in columns[7]], pa.date32()),
+            "seen_at": pa.array(
+                [
+                    None if v is None else datetime.fromisoformat(v).replace(tzinfo=UTC)
+                    for v in columns[8]
+                ],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "location": pa.array(
+                [None if v is None else {"lon": v[0], "lat": v[1]} for v in columns[9]], point
+            ),
+            "area": as_json(columns[10], compact=True),
+            "photo": as_json(columns[11]),
+            "extra": as_json(columns[12]),
+        }
+    )
 
 
-def _coordinates(nested: Any) -> list[list[float]]:
-    if nested and isinstance(nested[0], int | float):
-        return [nested]
-    return [point for part in nested for point in _coordinates(part)]
+def _date(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
 
 
-def _metas(title: str, records: int) -> dict[str, dict[str, Any]]:
+def _metas(title: str) -> dict[str, dict[str, Any]]:
     return {
         "default": {
             "title": title,
             "description": f"<p>{title}</p>",
-            "records_count": records,
             "modified": "2024-03-01T08:30:00+00:00",
             "data_processed": "2024-03-01T08:30:00+00:00",
             "metadata_processed": "2024-03-01T08:31:00+00:00",
@@ -185,63 +159,71 @@ def _metas(title: str, records: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def build_tiny_catalog(tmp_path: Path) -> TinyCatalog:
+def build_tiny_catalog(tmp_path: Path) -> Catalog:
     """Three datasets: every field type, a restricted one, and a 20 050-row one for windows."""
-    con = duckdb.connect()
-    catalog = TinyCatalog(con)
-    ids = _create_types_table(con, "ds_tiny_types")
+    catalog = Catalog()
     attachment = tmp_path / "notice.pdf"
     attachment.write_bytes(b"%PDF-1.4 test")
-    catalog.datasets["tiny-types"] = PortalDataset(
-        dataset_id="tiny-types",
-        table="ds_tiny_types",
-        fields=list(TYPES_FIELDS),
-        metas=_metas("Tiny types", len(TYPES_ROWS)),
-        dataset_uid="da_tiny01",
-        features=["geo", "analyze", "timeserie"],
-        attachments=[PortalAttachment("notice_pdf", "notice.pdf", "application/pdf", attachment)],
-        processed_at=PROCESSED,
+    types = catalog.add_dataset(
+        PortalDataset(
+            dataset_id="tiny-types",
+            table="",
+            fields=list(TYPES_FIELDS),
+            metas=_metas("Tiny types"),
+            dataset_uid="da_tiny01",
+            features=["geo", "analyze", "timeserie"],
+            attachments=[
+                PortalAttachment("notice_pdf", "notice.pdf", "application/pdf", attachment)
+            ],
+            processed_at=PROCESSED,
+        ),
+        _types_table(),
     )
-    catalog.record_ids = ids  # type: ignore[attr-defined]
-    catalog.record_names = [row[0] for row in TYPES_ROWS]  # type: ignore[attr-defined]
+    rows = catalog.con.execute(
+        f'SELECT __id, name FROM "{types.table}" ORDER BY __rowid'
+    ).fetchall()
+    catalog.record_ids = [row[0] for row in rows]  # type: ignore[attr-defined]
+    catalog.record_names = [row[1] for row in rows]  # type: ignore[attr-defined]
 
-    con.execute(
-        """CREATE TABLE ds_private AS SELECT 'secret ' || range AS name, range AS n,
-           range AS __rowid, md5(range::VARCHAR) AS __id,
-           TIMESTAMPTZ '2024-03-01 08:30:00+00' AS __timestamp,
-           'secret ' || range AS __fts FROM range(3)"""
+    catalog.add_dataset(
+        PortalDataset(
+            dataset_id="tiny-private",
+            table="",
+            fields=[PortalField("name", "text", "Name"), PortalField("n", "int", "N")],
+            metas=_metas("Tiny private"),
+            visibility="restricted",
+            processed_at=PROCESSED,
+        ),
+        pa.table({"name": [f"secret {i}" for i in range(3)], "n": list(range(3))}),
     )
-    catalog.datasets["tiny-private"] = PortalDataset(
-        dataset_id="tiny-private",
-        table="ds_private",
-        fields=[PortalField("name", "text", "Name"), PortalField("n", "int", "N")],
-        metas=_metas("Tiny private", 3),
-        visibility="restricted",
-        features=["analyze"],
-    )
-
-    con.execute(
-        """CREATE TABLE ds_big AS SELECT range AS n, range % 7 AS bucket, range AS __rowid,
-           md5(range::VARCHAR) AS __id, TIMESTAMPTZ '2024-03-01 08:30:00+00' AS __timestamp,
-           '' AS __fts FROM range(20050)"""
-    )
-    catalog.datasets["tiny-big"] = PortalDataset(
-        dataset_id="tiny-big",
-        table="ds_big",
-        fields=[PortalField("n", "int", "N"), PortalField("bucket", "int", "Bucket")],
-        metas=_metas("Tiny big", 20050),
-        features=["analyze"],
+    catalog.add_dataset(
+        PortalDataset(
+            dataset_id="tiny-big",
+            table="",
+            fields=[
+                PortalField("n", "int", "N", annotations={"id": []}),
+                PortalField("bucket", "int", "Bucket"),
+            ],
+            metas=_metas("Tiny big"),
+            processed_at=PROCESSED,
+        ),
+        pa.table(
+            {
+                "n": pa.array(range(20050), pa.int64()),
+                "bucket": pa.array([i % 7 for i in range(20050)], pa.int64()),
+            }
+        ),
     )
     return catalog
 
 
 @pytest.fixture(scope="session")
-def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> TinyCatalog:
+def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     return build_tiny_catalog(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="session")
-def portal(tiny_catalog: TinyCatalog) -> Iterator[LocalPortal]:
+def portal(tiny_catalog: Catalog) -> Iterator[LocalPortal]:
     """The tiny catalog served on a free port, with one API key."""
     with LocalPortal(catalog=tiny_catalog, api_keys=[API_KEY]) as running:
         yield running

@@ -192,3 +192,23 @@ def test_include_links_on_records(
     assert "offset=9900" in links["last"]  # the last page the window can reach
     following = http.get(links["next"]).json()
     assert following["results"][0]["n"] == 300
+
+
+def test_include_links_adds_record_technical_keys(
+    http: requests.Session, api: str, tiny_catalog: Any, validate: Callable[[Any, str], None]
+) -> None:
+    answer = get(http, api, TYPES, include_links="true", order_by="amount", select="name, amount")
+    body = answer.json()
+    validate(body, "results-v2.1")
+    first = body["results"][0]
+    assert list(first) == ["_links", "_id", "_timestamp", "_size", "name", "amount"]
+    assert first["name"] == "Bêta été"
+    assert first["_id"] == tiny_catalog.record_ids[1]
+    assert first["_timestamp"] == "2024-03-01T08:30:00+00:00"
+    assert first["_size"] > 0
+    self_link = {link["rel"]: link["href"] for link in first["_links"]}["self"]
+    assert http.get(self_link).json()["name"] == "Bêta été"
+    plain = get(http, api, TYPES, order_by="amount", select="name, amount").json()["results"][0]
+    assert plain == {"name": "Bêta été", "amount": -7}
+    grouped = get(http, api, TYPES, include_links="true", select="count(*) as n").json()
+    assert grouped["results"] == [{"n": 4}]
