@@ -3,7 +3,7 @@
 Subcommands (one ``_add_<name>`` function builds each parser, one ``_run_<name>`` runs it):
 
 * ``odsframe serve --data DIR | --sample [--records N] [--host H] [--port P]
-  [--api-key KEY ...] [--quota N]``: run the local ODS-compatible portal in the foreground.
+  [--api-key KEY ...] [--quota N] [--faults SPEC]``: run the local ODS-compatible portal in the foreground.
   The first line printed is the portal's base URL; Ctrl-C stops it (exit code 0).
 * ``odsframe demo``: see ``_add_demo``.
 """
@@ -74,7 +74,28 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--quota", type=_non_negative_int, metavar="N", help="API calls allowed per client per day"
     )
+    parser.add_argument(
+        "--faults",
+        type=_fault_spec,
+        metavar="SPEC",
+        help=(
+            "inject faults to test retry code, e.g. 'drop=0.2,status503=0.1,seed=1' or "
+            "'path=*/exports/*,drop=every:3;status429=0.1,retry_after=2' (keys: path, drop, "
+            "drop_after, status503, status429, retry_after, delay, seed; triggers: a "
+            "probability, every:K or first:N)"
+        ),
+    )
     parser.set_defaults(run=_run_serve)
+
+
+def _fault_spec(text: str) -> str:
+    from odsframe.testing.faults import FaultSpecError, parse_faults
+
+    try:
+        parse_faults(text)
+    except FaultSpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -94,6 +115,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         quota=args.quota,
         host=args.host,
         port=args.port,
+        faults=args.faults,
     )
     try:
         portal.start()

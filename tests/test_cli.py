@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import select
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -130,3 +131,26 @@ def test_parser_defaults() -> None:
     )
     keyed = build_parser().parse_args(["serve", "--sample", "--api-key", "a", "--api-key", "b"])
     assert keyed.api_keys == ["a", "b"]
+
+
+def test_serve_sample(serve: list[subprocess.Popen[str]]) -> None:
+    process = start(serve, "--sample", "--records", "50", "--port", "0")
+    url = first_line(process)
+    answer = requests.get(
+        f"{url}/api/explore/v2.1/catalog/datasets/sample-events/records",
+        params={"limit": 0},
+        timeout=30,
+    )
+    assert answer.json() == {"total_count": 50, "results": []}
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+
+
+def test_serve_reports_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_data_folder(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["serve", "--data", str(folder), "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -121,27 +121,27 @@ def frame_from_csv(
         raise InvalidQueryArgument(f"delimiter must be one character, got {separator!r}")
     header = next(csv.reader(io.StringIO(text), delimiter=separator))
     names = map_header(header, specs or [], labels=labels)
-    options = {
-        "read_options": None,
-        "parse_options": pacsv.ParseOptions(delimiter=separator, newlines_in_values=True),
-        "convert_options": pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    }
+    parse_options = pacsv.ParseOptions(delimiter=separator, newlines_in_values=True)
+    convert_options = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),  # typed below, by the schema
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
     block = _CSV_BLOCK_BYTES
     while True:
-        options["read_options"] = pacsv.ReadOptions(
-            column_names=names, skip_rows=1, block_size=block
-        )
+        read_options = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block)
         try:
-            table = pacsv.read_csv(_rewound(reader_source), **options)
+            table = pacsv.read_csv(
+                _rewound(reader_source),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
             break
         except pa.ArrowInvalid as exc:
             if "straddling" in str(exc) and block < _CSV_MAX_BLOCK_BYTES:
-                block *= 4  # one row is larger than a block
+                block *= 4  # one row (a large polygon) is larger than a block
                 continue
             raise ServerError(f"could not read the CSV export: {exc}") from exc
     schema = {spec.name: spec for spec in specs or []}
@@ -159,7 +159,7 @@ def frame_from_csv(
             from_text=True,
         )
         used.append(spec)
-    frame = pd.DataFrame(columns) if columns else pd.DataFrame(index=pd.RangeIndex(0))
+    frame = pd.DataFrame(columns, copy=False) if columns else pd.DataFrame(index=pd.RangeIndex(0))
     return _finish(frame, specs, used, tz, geometry, all_fields=all_fields)
 
 
@@ -474,7 +474,11 @@ def frame_from_parquet(
             values, spec, timezone=tz, file_base_url=file_base_url, from_text=True
         )
         used.append(spec)
-    frame = pd.DataFrame(data) if data else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    frame = (
+        pd.DataFrame(data, copy=False)
+        if data
+        else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    )
     return _finish(frame, specs, used, tz, geometry, labels=labels, all_fields=all_fields)
 
 

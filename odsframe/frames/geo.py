@@ -17,7 +17,7 @@ import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +26,6 @@ import pandas as pd
 from odsframe.frames.schema import warn_cast_failures
 
 ObjectArray = npt.NDArray[np.object_]
-FloatArray = npt.NDArray[np.float64]
 
 
 def parse_geometries(values: Any, ods_type: str, *, name: str = "geometry") -> ObjectArray:
@@ -87,6 +86,18 @@ def _points_fast(array: ObjectArray, first: Any) -> ObjectArray | None:
         if isinstance(first, Mapping) and "lon" in first:
             lon = np.fromiter((nan if v is None else v["lon"] for v in array), np.float64, n)
             lat = np.fromiter((nan if v is None else v["lat"] for v in array), np.float64, n)
+        elif isinstance(first, Mapping) and first.get("type") in ("Point", "Feature"):
+            geometries = [None if v is None else _unwrap_feature(v) for v in array]
+            if not all(g is None or g["type"] == "Point" for g in geometries):
+                return None
+            pairs = np.array(
+                [(nan, nan) if g is None else g["coordinates"] for g in geometries],
+                dtype=np.float64,
+                ndmin=2,
+            )
+            if pairs.shape != (n, 2):
+                return None
+            lon, lat = pairs[:, 0], pairs[:, 1]
         elif isinstance(first, list | tuple):
             pairs = np.array(
                 [(nan, nan) if v is None else v for v in array], dtype=np.float64, ndmin=2
@@ -107,7 +118,7 @@ def _points_fast(array: ObjectArray, first: Any) -> ObjectArray | None:
         if type(exc).__module__.startswith("pyarrow"):
             return None
         raise
-    nulls = np.fromiter((v is None for v in array), bool, n)
+    nulls = np.equal(array, cast(Any, None))
     if (np.isnan(lon) | np.isnan(lat))[~nulls].any():
         return None  # a NaN coordinate in a value: let the slow path report it
     return points_from_lonlat(lon, lat)
@@ -197,7 +208,7 @@ def _points_from_arrow(values: Any, name: str) -> ObjectArray:
             return points
     elif pa.types.is_null(kind):
         return np.full(len(array), None, dtype=object)
-    return parse_points(np.asarray(array.to_pylist(), dtype=object), name=name)
+    return parse_points(_pylist(array), name=name)
 
 
 def _points_from_struct(array: Any, x_name: str, y_name: str, name: str) -> ObjectArray:
@@ -223,7 +234,7 @@ def _points_from_arrow_strings(strings: Any, n: int) -> ObjectArray | None:
         trimmed = pc.utf8_trim_whitespace(strings)
         present = pc.and_(pc.is_valid(trimmed), pc.not_equal(trimmed, ""))
         present = pc.fill_null(present, False)
-        parts = pc.split_pattern(pc.if_else(present, trimmed, pa.scalar(None, pa.string())), ",")
+        parts = pc.split_pattern(pc.if_else(present, trimmed, pa.scalar(None, trimmed.type)), ",")
         lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
         mask = present.to_numpy(zero_copy_only=False)
         if not (lengths[mask] == 2).all():
@@ -336,8 +347,7 @@ def _from_geojson(texts: ObjectArray) -> tuple[ObjectArray, npt.NDArray[np.intp]
 
     texts = np.asarray(texts, dtype=object)
     result = np.asarray(shapely.from_geojson(texts, on_invalid="ignore"), dtype=object)
-    failed = np.flatnonzero(pd.isna(result) & ~pd.isna(texts))
-    return result, failed
+    return result, _failed(result, texts)
 
 
 def _from_wkb(
@@ -346,7 +356,7 @@ def _from_wkb(
     import shapely
 
     result = np.asarray(shapely.from_wkb(wkb, on_invalid="ignore"), dtype=object)
-    failed = np.flatnonzero(pd.isna(result) & ~pd.isna(wkb))
+    failed = _failed(result, wkb)
     if bad is not None:
         bad.extend(wkb[failed].tolist())
     else:
@@ -358,7 +368,7 @@ def _from_wkt(texts: ObjectArray, bad: list[Any]) -> ObjectArray:
     import shapely
 
     result = np.asarray(shapely.from_wkt(texts, on_invalid="ignore"), dtype=object)
-    failed = np.flatnonzero(pd.isna(result))
+    failed = _failed(result, texts)
     bad.extend(texts[failed].tolist())
     return result
 
@@ -381,10 +391,18 @@ def _shapes_from_arrow(values: Any, name: str) -> ObjectArray:
             warn_cast_failures(name, "geo_shape", texts[failed].tolist())
             return result
         return parse_shapes(texts, name=name)
-    return parse_shapes(np.asarray(array.to_pylist(), dtype=object), name=name)
+    return parse_shapes(_pylist(array), name=name)
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _failed(result: ObjectArray, source: ObjectArray) -> npt.NDArray[np.intp]:
+    """Positions where a value was given but no geometry came out."""
+    import shapely
+
+    given = ~np.equal(source, cast(Any, None))
+    return np.flatnonzero(shapely.is_missing(result) & given)
 
 
 def _is_arrow(values: Any) -> bool:
@@ -401,6 +419,12 @@ def _combined(values: Any) -> Any:
             return values.chunk(0)
         return values.combine_chunks() if values.num_chunks else pa.array([], values.type)
     return values
+
+
+def _pylist(array: Any) -> ObjectArray:
+    """A pyarrow array as a 1-d object array of Python values (lists stay list elements)."""
+    items = array.to_pylist()
+    return np.fromiter(items, dtype=object, count=len(items))
 
 
 def _object_array(values: Any) -> ObjectArray:

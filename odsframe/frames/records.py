@@ -13,6 +13,7 @@ Nothing here does I/O. Values that cannot be cast become NA with a
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, cast
@@ -39,6 +40,8 @@ from odsframe.frames.schema import (
 _DROPPED_KEYS = frozenset({"_links"})
 _TRUE_TEXT = frozenset({"true", "t", "1", "yes", "y", "oui", "vrai"})
 _FALSE_TEXT = frozenset({"false", "f", "0", "no", "n", "non", "faux"})
+#: ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (NumPy would also accept words such as "today").
+_PARTIAL_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 #: Epoch numbers above this are milliseconds (v2.0 GeoJSON exports write epoch timestamps).
 _EPOCH_MS_THRESHOLD = 1e11
 
@@ -228,7 +231,11 @@ def frame_from_records(
         spec = schema.get(name) or TECHNICAL_FIELDS.get(name) or infer_field(name, values)
         columns[name] = cast_values(values, spec, timezone=tz, file_base_url=file_base_url)
         used.append(spec)
-    frame = pd.DataFrame(columns) if columns else pd.DataFrame(index=pd.RangeIndex(len(rows)))
+    frame = (
+        pd.DataFrame(columns, copy=False)
+        if columns
+        else pd.DataFrame(index=pd.RangeIndex(len(rows)))
+    )
     if specs is not None and (all_fields or not rows):
         frame = reindex_on_schema(frame, specs, timezone=tz)
         used = _merge_fields(specs, used)
@@ -286,7 +293,8 @@ def reindex_on_schema(
         for spec in missing:
             frame[spec.name] = _typed_missing(frame, spec, tz)
     names = [spec.name for spec in specs]
-    extra = [] if drop_extra else [c for c in frame.columns if c not in set(names)]
+    known = set(names)
+    extra = [] if drop_extra else [c for c in frame.columns if c not in known]
     return frame[[*names, *extra]]
 
 
@@ -377,10 +385,10 @@ def to_geodataframe(
         if not _all_geometries(array):
             array = parse_geometries(array, kind, name=str(name))
         columns[name] = geopandas.GeoSeries(array, index=frame.index, crs="EPSG:4326")
-    data = pd.DataFrame(frame).copy(deep=False)
-    for name, column in columns.items():
-        data[name] = column
-    return geopandas.GeoDataFrame(data, geometry=active, crs=columns[active].crs)
+    data = {name: columns.get(name, frame[name]) for name in frame.columns}
+    result = geopandas.GeoDataFrame(data, geometry=active, crs=columns[active].crs, copy=False)
+    result.attrs = dict(frame.attrs)
+    return result
 
 
 def _geo_columns(frame: pd.DataFrame, fields: FieldsLike) -> dict[str, str]:
@@ -404,11 +412,11 @@ def _geo_columns(frame: pd.DataFrame, fields: FieldsLike) -> dict[str, str]:
 
 
 def _all_geometries(values: np.ndarray) -> bool:
+    """Whether every value is a shapely geometry or None."""
     shapely = sys.modules.get("shapely")
     if shapely is None:
-        return not len(values) or all(v is None for v in values)
-    present = ~pd.isna(values)
-    return bool(shapely.is_geometry(values[present]).all())
+        return all(v is None for v in values)
+    return bool(shapely.is_valid_input(values).all())
 
 
 def label_columns(frame: pd.DataFrame, fields: FieldsLike) -> pd.DataFrame:
@@ -633,12 +641,12 @@ def _date_text(value: Any) -> str | None:
         if not text:
             return None
         if len(text) > 10 and text[10] in "T ":
-            return text[:10]  # a datetime written for a date field: keep its calendar day
-        return text
+            text = text[:10]  # a datetime written for a date field: keep its calendar day
+        return text if _PARTIAL_DATE.match(text) else f"invalid:{text}"
     if hasattr(value, "isoformat"):
         return str(value.isoformat())[:10]
     if isinstance(value, int | np.integer) and not isinstance(value, bool):
-        return str(value)
+        return _date_text(str(value))
     return f"invalid:{value!r}"
 
 

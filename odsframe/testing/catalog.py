@@ -61,7 +61,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -774,7 +774,15 @@ def _arrow_to(field_: PortalField | None, array: pa.Array, geo_column: bool) -> 
     if field_ is not None:
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             return _strings_to(field_, array.cast(pa.string()), {})
-        return _python_values_to(field_, array.to_pylist(), {})
+        inferred = _arrow_to(None, array, False)
+        if inferred.type == field_.type and (
+            field_.type != "text" or field_.multivalued == ("multivalued" in inferred.annotations)
+        ):
+            return Column(field_.type, inferred.array, field_.annotations, inferred.bbox)
+        values = [
+            v.isoformat() if isinstance(v, (date, datetime)) else v for v in array.to_pylist()
+        ]
+        return _python_values_to(field_, values, {})
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return infer_strings(array.cast(pa.string()), csv_cells=False)
     if pa.types.is_boolean(kind):
@@ -1330,6 +1338,16 @@ def default_metas(
     )
     for key, value in given.items():
         metas[key] = value
+    # Always present (model.py), whatever the schema says (real catalogs have nulls).
+    if not metas.get("title"):
+        metas["title"] = dataset_id
+    for key, fallback in (
+        ("data_processed", data_processed),
+        ("metadata_processed", metadata_processed),
+        ("modified", data_processed),
+    ):
+        if _parse_iso(metas.get(key)) is None:
+            metas[key] = iso_utc(fallback)
     for key in ("theme", "keyword"):
         if isinstance(metas.get(key), str):
             metas[key] = [metas[key]]
@@ -1887,14 +1905,7 @@ class Catalog:
                 records_count=d.records_count,
             )
             for f in CATALOG_FIELDS:
-                value = record.get(f.name)
-                if (
-                    f.type == "text"
-                    and not f.multivalued
-                    and not isinstance(value, (str, type(None)))
-                ):
-                    value = _compact_json(value)
-                values[f.name].append(value)
+                values[f.name].append(_catalog_value(f, record.get(f.name)))
             timestamps.append(default.get("metadata_processed"))
         fields = [
             PortalField(f.name, f.type, f.label, f.description, dict(f.annotations))
@@ -1936,6 +1947,23 @@ class Catalog:
         self._catalog_version = self._version
 
 
+def _catalog_value(field_: PortalField, value: Any) -> Any:
+    """A metadata value in the form the catalog column takes (odd values become null)."""
+    if value is None:
+        return None
+    if field_.type == "datetime":
+        parsed = _parse_iso(value)
+        return iso_utc(parsed) if parsed else None
+    if field_.type == "int":
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if field_.type == "boolean":
+        return bool(value)
+    if field_.multivalued:
+        items = value if isinstance(value, list) else [value]
+        return [i if isinstance(i, str) else _compact_json(i) for i in items if i is not None]
+    return value if isinstance(value, str) else _compact_json(value)
+
+
 def _arrow_table(
     fields: Sequence[PortalField], columns: Sequence[Column], num_rows: int
 ) -> pa.Table:
@@ -1975,7 +2003,8 @@ def record_id_sql(fields: Sequence[PortalField]) -> str:
     if not keyed:
         return "sha1('')"
     values = ", ".join(_id_value_sql(f) for f in keyed)
-    return f"sha1(array_to_string(list_sort([{values}]), ''))"
+    # Null values take no part; a record whose values are all null still gets an id.
+    return f"sha1(coalesce(array_to_string(list_sort([{values}]), ''), ''))"
 
 
 def fts_sql(fields: Sequence[PortalField]) -> str:
@@ -1989,8 +2018,3 @@ def fts_sql(fields: Sequence[PortalField]) -> str:
     if not parts:
         return "''"
     return f"lower(concat_ws(' ', {', '.join(parts)}))"
-
-
-def record_id(values: Iterable[str | None]) -> str:
-    """The record id of already-stringified values (the rule of the module docstring)."""
-    return hashlib.sha1("".join(sorted(v for v in values if v is not None)).encode()).hexdigest()

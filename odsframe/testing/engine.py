@@ -36,6 +36,7 @@ Semantics chosen where ODS documents none (kept consistent, tested):
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import math
@@ -171,7 +172,6 @@ class Val:
 @dataclass
 class _Scope:
     clause: str
-    aliases: dict[str, Val]
     allow_aggregates: bool = False
     in_aggregate: bool = False
 
@@ -382,7 +382,7 @@ def ensure_udfs(con: duckdb.DuckDBPyConnection) -> None:
     ]
     for name, function, parameters, returns in udfs:
         try:
-            con.create_function(name, function, parameters, returns, type="arrow")  # type: ignore[arg-type]
+            con.create_function(name, function, parameters, returns, type="arrow")  # type: ignore[call-overload, unused-ignore]
         except duckdb.NotImplementedException:
             pass  # already registered on this connection
 
@@ -419,14 +419,18 @@ class _ClusterPlan:
 
         function = self.function
         if function is None:
-            from odsframe.testing.geocluster import cluster_points
-
-            function = cluster_points
+            # imported late: the clustering module is optional for every other query
+            function = importlib.import_module("odsframe.testing.geocluster").cluster_points
         arrays = con.execute(self.source_sql.sql, list(self.source_sql.params)).fetchnumpy()
         rowids = np.asarray(arrays["rowid"], dtype=np.int64)
         lat = np.asarray(arrays["lat"], dtype=np.float64)
         lon = np.asarray(arrays["lon"], dtype=np.float64)
-        labels = np.asarray(function(lat, lon, self.zoom, self.radius), dtype=np.int64)
+        try:
+            labels = np.asarray(function(lat, lon, self.zoom, self.radius), dtype=np.int64)
+        except ValueError as exc:
+            raise ODSQLError(
+                f"geo_cluster() could not cluster the points: {exc}", "group_by"
+            ) from exc
         assignment = pa.table({"__cluster_rowid": rowids, "__cluster_label": labels})
         con.register(self.table_name, assignment)
 
@@ -823,7 +827,9 @@ class _Compiler:
             refine = [refine]
         if isinstance(exclude, str):
             exclude = [exclude]
-        select_entries = q.parse_select(select) if select and select.strip() else [q.SelectAll()]
+        select_entries: list[q.SelectEntry] = (
+            q.parse_select(select) if select and select.strip() else [q.SelectAll()]
+        )
         group_items = q.parse_group_by(group_by) if group_by and group_by.strip() else []
         order_items = q.parse_order_by(order_by) if order_by and order_by.strip() else []
 
@@ -939,8 +945,6 @@ class _Compiler:
         return Val(param(str(value)), "text", const=str(value))
 
     def resolve(self, name: str, scope: _Scope) -> Val:
-        if name in scope.aliases and not scope.in_aggregate:
-            return scope.aliases[name]
         f = self.fields.get(name)
         if f is None:
             raise self.error(f"Unknown field: {name}", scope)
@@ -1124,7 +1128,7 @@ class _Compiler:
                 weekday = (_WEEKDAY_PLURALS.index(name), number)
             else:
                 raise self.error(f"Unknown now() argument: {name}.", scope)
-        delta = relativedelta(**settings)  # type: ignore[arg-type]
+        delta = relativedelta(**settings)
         moment = self.now + delta
         if weekday is not None:
             day, count = weekday
@@ -1173,17 +1177,17 @@ class _Compiler:
     # ------------------------------------------------------------------ aggregates
     def aggregate(self, node: q.FuncCall, scope: _Scope) -> Val:
         name = node.name
-        if not scope.allow_aggregates:
-            raise self.error(
-                f"Aggregate function {name}() is not allowed in {scope.clause}.", scope
-            )
         if scope.in_aggregate:
             raise self.error(
                 f"Aggregate function {name}() cannot be nested in another aggregate.", scope
             )
+        if not scope.allow_aggregates:
+            raise self.error(
+                f"Aggregate function {name}() is not allowed in {scope.clause}.", scope
+            )
         if node.named:
             raise self.error(f"{name}() takes no named arguments.", scope)
-        inner = _Scope(scope.clause, {}, allow_aggregates=False, in_aggregate=True)
+        inner = _Scope(scope.clause, allow_aggregates=False, in_aggregate=True)
         if node.distinct and name != "count":
             raise self.error(f"DISTINCT is only allowed in count(), not in {name}().", scope)
         args = node.args
@@ -1374,35 +1378,33 @@ class _Compiler:
             if mode == "disjoint":
                 return sql("({} IS NOT NULL AND NOT COALESCE({}, FALSE))", point, touching)
             return touching
+        # prefilter on the stored bounding box: overlap it, or lie inside it for "within"
         name = target.field.name if target.field else ""
         box = Frag(ident(HIDDEN_BBOX_PREFIX + name))
-        parts = [
-            sql("struct_extract({}, '" + key + "')", box)
-            for key in ("xmin", "ymin", "xmax", "ymax")
-        ]
-        overlap = sql(
-            "({} <= {} AND {} >= {} AND {} <= {} AND {} >= {})",
-            parts[0],
-            param(xmax),
-            parts[2],
-            param(xmin),
-            parts[1],
-            param(ymax),
-            parts[3],
-            param(ymin),
-        )
         if mode == "within":
-            overlap = sql(
-                "({} >= {} AND {} <= {} AND {} >= {} AND {} <= {})",
-                parts[0],
-                param(xmin),
-                parts[2],
-                param(xmax),
-                parts[1],
-                param(ymin),
-                parts[3],
-                param(ymax),
-            )
+            bounds = [
+                ("xmin", ">=", xmin),
+                ("xmax", "<=", xmax),
+                ("ymin", ">=", ymin),
+                ("ymax", "<=", ymax),
+            ]
+        else:
+            bounds = [
+                ("xmin", "<=", xmax),
+                ("xmax", ">=", xmin),
+                ("ymin", "<=", ymax),
+                ("ymax", ">=", ymin),
+            ]
+        overlap = sql(
+            "({})",
+            join(
+                " AND ",
+                [
+                    sql(f"struct_extract({{}}, '{part}') {op} {{}}", box, param(v))
+                    for part, op, v in bounds
+                ],
+            ),
+        )
         udf_mode = "within" if mode == "within" else "intersects"
         hit = sql(f"{_UDF_SHAPE_RELATE}({{}}, {{}}, '{udf_mode}')", target.frag, wkb)
         touching = sql("({} AND {})", overlap, hit)
@@ -1412,7 +1414,7 @@ class _Compiler:
 
     # ------------------------------------------------------------------ booleans
     def compile_where(self, text: str) -> Frag:
-        scope = _Scope("where", {})
+        scope = _Scope("where")
         return self.boolean(q.parse_where(text), scope)
 
     def boolean(self, node: q.Node, scope: _Scope, negated: bool = False) -> Frag:
@@ -1562,8 +1564,6 @@ class _Compiler:
             return self.compare_date(op, lval, rval, scope)
         if "null" in (lval.type, rval.type):
             return FALSE
-        if aggregate_in_filter(lval, rval) and scope.clause == "where":
-            raise self.error("Aggregate functions are not allowed in where.", scope)
         if not _compatible(lval.type, rval.type):
             raise self.error(f"Cannot compare {lval.type} with {rval.type}.", scope)
         if lval.type in ("geo_point_2d", "geo_shape", "file", "json_blob"):
@@ -1591,7 +1591,7 @@ class _Compiler:
             end: Any = spec.end
             target = val.frag
             if val.type == "datetime":
-                start = _local_midnight(spec.start, self.tz)  # type: ignore[arg-type]
+                start = _local_midnight(spec.start, self.tz)
                 end = _local_midnight(spec.end, self.tz)
             if op == "=":
                 return sql("({} >= {} AND {} < {})", target, param(start), target, param(end))
@@ -1636,6 +1636,10 @@ class _Compiler:
 
     def membership(self, node: q.Membership, scope: _Scope) -> Frag:
         container = self.value(node.container, scope)
+        if not container.multivalued and not isinstance(node.container, q.Field):
+            raise self.error(
+                "The right side of IN must be a field, a list (...) or a range [..].", scope
+            )
         value = self.coerce(self.value(node.value, scope), container, scope)
         if container.multivalued:
             if not isinstance(value, Val):
@@ -1732,6 +1736,12 @@ class _Compiler:
         return val.frag
 
     def distance_arg(self, node: q.FuncCall, arg: q.Node, scope: _Scope) -> float:
+        if isinstance(arg, q.Unary) and isinstance(arg.operand, q.Quantity):
+            raise self.error(f"{node.name}() distance must not be negative.", scope)
+        if isinstance(arg, q.Field) and re.fullmatch(r"\d+(?:\.\d+)?[A-Za-z]+", arg.name):
+            raise self.error(
+                f"Unknown distance unit in {arg.name!r} (use mi, yd, ft, m, cm, km or mm).", scope
+            )
         if isinstance(arg, q.Quantity):
             unit = arg.unit.lower()
             if unit not in q.DISTANCE_UNITS:
@@ -1899,7 +1909,7 @@ class _Compiler:
         limit: int | None,
         offset: int,
     ) -> CompiledQuery:
-        scope = _Scope("select", {})
+        scope = _Scope("select")
         outputs: list[tuple[str, Val]] = []
         seen: set[str] = set()
         for key, val in self.select_values(entries, scope):
@@ -1910,12 +1920,13 @@ class _Compiler:
         columns: list[OutputColumn] = []
         select_frags: list[Frag] = []
         aliases: dict[str, str] = {}
+        selected = dict(outputs)
         for i, (key, val) in enumerate(outputs):
             name = f"__c{i}"
             select_frags.append(sql("{} AS " + ident(name), val.frag))
             columns.append(_output_column(key, name, val))
             aliases[key] = name
-        order_scope = _Scope("order_by", {})
+        order_scope = _Scope("order_by")
         order_frags: list[Frag] = []
         outer_order: list[str] = []
         for i, item in enumerate(order_items):
@@ -1929,6 +1940,7 @@ class _Compiler:
                 continue
             direction = "DESC" if item.descending else "ASC"
             if isinstance(item.expr, q.Field) and item.expr.name in aliases:
+                self.check_sortable(selected[item.expr.name], order_scope)
                 outer_order.append(f"{ident(aliases[item.expr.name])} {direction} NULLS LAST")
                 continue
             val = self.value(item.expr, order_scope)
@@ -2032,7 +2044,7 @@ class _Compiler:
         cluster_key = next((k for k in keys if k.cluster_field is not None), None)
 
         # select: group keys (by expression or alias) and aggregates ------------------
-        scope = _Scope("select", {}, allow_aggregates=True)
+        scope = _Scope("select", allow_aggregates=True)
         used_keys: dict[int, str] = {}
         select_outputs: list[tuple[str, Val | _GroupKey]] = []
         for entry in entries:
@@ -2084,7 +2096,7 @@ class _Compiler:
             name_of[key_name] = name
 
         # order_by ----------------------------------------------------------------------
-        order_scope = _Scope("order_by", {}, allow_aggregates=True)
+        order_scope = _Scope("order_by", allow_aggregates=True)
         order_sql: list[Frag] = []
         seen_plain = False
         for item in order_items:
@@ -2092,8 +2104,8 @@ class _Compiler:
             direction = "DESC" if item.descending else "ASC"
             if isinstance(expr, q.FuncCall) and expr.name == "random":
                 seed = self.random_seed(expr, order_scope)
-                group_cols = ", ".join(ident(k.order_column) for k in keys) or "1"
-                order_sql.append(sql(f"hash({group_cols}, {{}})", seed))
+                key_columns = ", ".join(ident(k.order_column) for k in keys) or "1"
+                order_sql.append(sql(f"hash({key_columns}, {{}})", seed))
                 continue
             match = _matching_key(expr, keys)
             if match is not None:
@@ -2120,8 +2132,7 @@ class _Compiler:
                 raise self.error(
                     "In order_by, aggregations must come before group keys.", order_scope
                 )
-            self_geo = val.type in ("geo_point_2d", "geo_shape")
-            if self_geo:
+            if val.type in ("geo_point_2d", "geo_shape"):
                 raise self.error(f"Cannot sort on a {val.type} value.", order_scope)
             order_sql.append(sql(f"{{}} {direction} NULLS LAST", val.frag))
         for k in keys:
@@ -2165,8 +2176,9 @@ class _Compiler:
         group_cols = [ident(k.order_column) for k in keys]
         statement = sql(
             'SELECT {} FROM ({}) AS "__s"'
-            + (f" WHERE {' AND '.join(drops)}" if drops else "")
             + (f" GROUP BY {', '.join(group_cols)}" if group_cols else "")
+            # HAVING, not WHERE: a WHERE would be pushed into the scan and compute keys twice
+            + (f" HAVING {' AND '.join(drops)}" if drops else "")
             + (" ORDER BY {}" if order_sql else "{}")
             + _limit_sql(limit, offset),
             join(", ", outer_items) if outer_items else Frag('count(*) AS "__count"'),
@@ -2198,7 +2210,7 @@ class _Compiler:
         return key.column, Frag(ident(key.column))
 
     def group_key(self, item: q.GroupItem, index: int, total: int) -> _GroupKey:
-        scope = _Scope("group_by", {})
+        scope = _Scope("group_by")
         expr = item.expr
         key = _item_key(expr, item.alias, item.text)
         if isinstance(expr, q.FuncCall) and expr.name == "range":
@@ -2301,34 +2313,31 @@ class _Compiler:
                 if not isinstance(spec, DateSpec):
                     raise self.error("range() bounds on a date field must be date literals.", scope)
                 specs.append(spec)
-            moments = [
-                _local_midnight(s.start, self.tz) if s.is_period else s.start  # type: ignore[arg-type]
-                for s in specs
-            ]
+            moments = [_local_midnight(s.start, self.tz) if s.is_period else s.start for s in specs]
             labels_at = [_iso_label(m, self.tz) for m in moments]  # type: ignore[arg-type]
             if target.type == "date" and all(s.is_period for s in specs):
-                bounds = [s.start for s in specs]
+                bounds = [s.start for s in specs]  # dates, compared with the DATE column
                 value = target.frag
             else:
                 bounds = moments
                 value = self.as_instant(target)
-        else:
-            bounds = [self.number_const(expr, node, scope, "range bounds") for node in bound_nodes]
+        numbers: list[float] = []
+        if not temporal:
+            numbers = [self.number_const(expr, node, scope, "range bounds") for node in bound_nodes]
+            bounds = list(numbers)
         if any(a >= b for a, b in itertools.pairwise(bounds)):
             raise self.error("range() bounds must be in increasing order.", scope)
-        int_style = (
-            not temporal and target.type == "int" and all(float(b).is_integer() for b in bounds)
-        )
+        int_style = not temporal and target.type == "int" and all(n.is_integer() for n in numbers)
 
         def show(i: int) -> str:
             if temporal:
                 return labels_at[i]
-            return str(int(bounds[i])) if int_style else repr(float(bounds[i]))
+            return str(int(numbers[i])) if int_style else repr(numbers[i])
 
         def label(lo: int | None, hi: int | None) -> str:
             low = "*" if lo is None else show(lo)
             if int_style:
-                high = "*" if hi is None else str(int(bounds[hi]) - 1)
+                high = "*" if hi is None else str(int(numbers[hi]) - 1)
                 return f"[{low}, {high}]"
             high = "*" if hi is None else show(hi)
             return f"[{low}, {high}["
@@ -2344,7 +2353,7 @@ class _Compiler:
             whens.append(sql("WHEN {} < {} THEN " + str(len(labels)), value, param(bounds[i + 1])))
             labels.append(label(i, i + 1))
         if high_open:
-            whens.append(Frag("ELSE " + str(len(labels))))
+            whens.append(sql("WHEN {} >= {} THEN " + str(len(labels)), value, param(bounds[-1])))
             labels.append(label(len(bounds) - 1, None))
         case = sql("CASE {} END", join(" ", whens))
         label_list = join(", ", [param(text) for text in labels])
@@ -2390,14 +2399,9 @@ class _Compiler:
             return _GroupKey(
                 item, key, index, sql("CAST({} AS DATE)", bucket), "date", drop_nulls=True
             )
-        return _GroupKey(
-            item,
-            key,
-            index,
-            sql("timezone({}, {})", self.tz_param(), bucket),
-            "datetime",
-            drop_nulls=True,
-        )
+        # group on the local bucket start; convert it to an instant once per group
+        instant = sql(f"timezone({{}}, {ident(f'__g{index}_o')})", self.tz_param())
+        return _GroupKey(item, key, index, bucket, "datetime", drop_nulls=True, label=instant)
 
     def cluster_key(self, item: q.GroupItem, key: str, index: int, scope: _Scope) -> _GroupKey:
         expr = item.expr
@@ -2456,10 +2460,6 @@ class _Compiler:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def aggregate_in_filter(*vals: Val) -> bool:
-    return any(v.aggregate for v in vals)
 
 
 def _contains_aggregate(node: q.Node) -> bool:

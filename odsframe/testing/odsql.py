@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +112,9 @@ _OPERATORS = (
     "-",
     "/",
 )
+#: Deepest parenthesis nesting accepted (deeper input would exhaust the recursive parser).
+MAX_NESTING = 64
+
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _DECIMAL = re.compile(r"\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+")
 _LETTERS = re.compile(r"[A-Za-z]+")
@@ -135,7 +140,7 @@ def tokenize(text: str, clause: str = "where") -> list[Token]:
             tokens.append(Token("ident", text[i:end], value, i, end, quoted=True))
             i = end
             continue
-        if ch.isdigit():
+        if "0" <= ch <= "9":
             token = _read_number(text, i, clause)
             tokens.append(token)
             i = token.end
@@ -192,7 +197,8 @@ def _read_number(text: str, start: int, clause: str) -> Token:
     """Read a number, a number with a unit (``500m``, ``1d``) or a digit-led field name."""
     decimal = _DECIMAL.match(text, start)
     word = _WORD.match(text, start)
-    assert word is not None
+    if word is None:
+        raise ODSQLError(f"Unexpected character {text[start]!r} at position {start}.", clause)
     if decimal and decimal.end() >= word.end():
         end = decimal.end()
         value: int | float = float(decimal.group())
@@ -255,7 +261,7 @@ class Quantity(Node):
 
     value: float
     unit: str
-    text: str
+    text: str = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -818,13 +824,32 @@ def _with_span(node: Node, start: int, end: int) -> Node:
 def _require_text(text: str, clause: str) -> str:
     if not text or not text.strip():
         raise ODSQLError("Empty expression.", clause)
+    depth = deepest = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    if deepest > MAX_NESTING:
+        raise ODSQLError(f"Expression nested too deeply (more than {MAX_NESTING} levels).", clause)
     return text
+
+
+@contextmanager
+def _depth_guard(clause: str) -> Iterator[None]:
+    """Turn a parser recursion overflow (absurdly nested input) into an ODSQLError."""
+    try:
+        yield
+    except RecursionError:
+        raise ODSQLError("Expression nested too deeply.", clause) from None
 
 
 def parse_expression(text: str, clause: str = "where") -> Node:
     """Parse one expression (a ``where`` filter, or any single value expression)."""
     parser = _Parser(_require_text(text, clause), clause)
-    node = parser.expression()
+    with _depth_guard(clause):
+        node = parser.expression()
     parser.expect_end()
     return node
 
@@ -836,17 +861,20 @@ def parse_where(text: str) -> Node:
 
 def parse_select(text: str) -> list[SelectEntry]:
     """Parse a ``select`` clause into ``SelectAll`` / ``IncludeExclude`` / ``SelectItem``."""
-    return _Parser(_require_text(text, "select"), "select").select_list()
+    with _depth_guard("select"):
+        return _Parser(_require_text(text, "select"), "select").select_list()
 
 
 def parse_group_by(text: str) -> list[GroupItem]:
     """Parse a ``group_by`` clause."""
-    return _Parser(_require_text(text, "group_by"), "group_by").group_list()
+    with _depth_guard("group_by"):
+        return _Parser(_require_text(text, "group_by"), "group_by").group_list()
 
 
 def parse_order_by(text: str) -> list[OrderItem]:
     """Parse an ``order_by`` clause."""
-    return _Parser(_require_text(text, "order_by"), "order_by").order_list()
+    with _depth_guard("order_by"):
+        return _Parser(_require_text(text, "order_by"), "order_by").order_list()
 
 
 # --------------------------------------------------------------------------- unparse

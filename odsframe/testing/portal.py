@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +39,10 @@ class LocalPortal:
         ``sample`` must be left out).
     extra_routes
         More ``server.ApiRoute`` objects to serve besides the built-in ones.
+    faults
+        Faults to inject: a spec such as ``"drop=0.2,status503=0.1,seed=1"``, a
+        ``faults.FaultRule``, a list of them, or a ``faults.Faults`` (see
+        :mod:`odsframe.testing.faults`); kept as :attr:`faults` (its log counts requests).
 
     Examples
     --------
@@ -59,6 +62,7 @@ class LocalPortal:
         port: int = 0,
         catalog: Any = None,
         extra_routes: Sequence[Any] = (),
+        faults: Any = None,
     ) -> None:
         if isinstance(api_keys, str):
             raise TypeError("api_keys must be a sequence of keys, not a single string")
@@ -81,8 +85,13 @@ class LocalPortal:
         self.port = port
         self._catalog = catalog
         self.extra_routes = tuple(extra_routes)
+        from odsframe.testing.faults import as_faults
+
+        self.faults = as_faults(faults)
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._app: Any = None
 
     @property
     def catalog(self) -> Any:
@@ -112,10 +121,16 @@ class LocalPortal:
         from odsframe.testing.server import create_app
 
         app = create_app(
-            self.catalog, api_keys=self.api_keys, quota=self.quota, extra_routes=self.extra_routes
+            self.catalog,
+            api_keys=self.api_keys,
+            quota=self.quota,
+            extra_routes=self.extra_routes,
+            faults=self.faults,
         )
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP
+        # (accepted sockets inherit it); without it every answer waits ~40 ms (Nagle).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
@@ -131,7 +146,7 @@ class LocalPortal:
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="odsframe-portal", daemon=True
         )
-        self._server, self._thread, self._socket = server, thread, sock
+        self._server, self._thread, self._socket, self._app = server, thread, sock, app
         thread.start()
         try:
             self._wait_until_answering()
@@ -146,12 +161,16 @@ class LocalPortal:
             if not self.running:
                 raise RuntimeError("the portal's server thread stopped while starting")
             if self._server.started:
+                # http.client, not urllib: no environment proxy must come in between.
+                connection = http.client.HTTPConnection(self.host, self.port, timeout=5)
                 try:
-                    with urllib.request.urlopen(f"{self.url}/", timeout=5) as answer:
-                        if answer.status == 200:
-                            return
-                except (urllib.error.URLError, OSError):
+                    connection.request("GET", "/")
+                    if connection.getresponse().status == 200:
+                        return
+                except OSError:
                     pass
+                finally:
+                    connection.close()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the portal did not answer within {START_TIMEOUT:.0f} s")
             time.sleep(0.01)
@@ -167,8 +186,11 @@ class LocalPortal:
             if thread.is_alive():
                 server.force_exit = True
                 thread.join(STOP_TIMEOUT)
-        self._socket.close()
-        self._server, self._thread = None, None
+        if self._socket is not None:
+            self._socket.close()
+        if self._app is not None:
+            self._app.state.portal.close()
+        self._server, self._thread, self._socket, self._app = None, None, None, None
 
     def __enter__(self) -> LocalPortal:
         return self.start()

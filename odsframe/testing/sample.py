@@ -43,8 +43,10 @@ whatever ``records`` is for the other datasets.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import shutil
 import struct
 import tempfile
 import zlib
@@ -103,7 +105,8 @@ def build_sample(
     seed
         Seed of every random draw; the same seed gives the same data.
     workdir
-        Folder for generated files (images, attachments); a new temporary folder when None.
+        Folder for generated files (images, attachments); when None, a new temporary
+        folder removed when the process exits.
     """
     datasets = []
     for dataset, table in sample_tables(records, seed=seed, workdir=workdir):
@@ -120,10 +123,13 @@ def sample_tables(
     """The sample datasets and their arrow tables, without loading them anywhere."""
     if isinstance(records, bool) or not isinstance(records, int) or records < 0:
         raise ValueError(f"records must be a non-negative integer, not {records!r}")
-    folder = (
-        Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="odsframe-sample-"))
-    )
-    folder.mkdir(parents=True, exist_ok=True)
+    if workdir is None:
+        folder = Path(tempfile.mkdtemp(prefix="odsframe-sample-"))
+        # The portal serves these files while the process lives; remove them at exit.
+        atexit.register(shutil.rmtree, folder, True)
+    else:
+        folder = Path(workdir)
+        folder.mkdir(parents=True, exist_ok=True)
     return [
         _events(records, _rng(seed, 1)),
         _stations(_rng(seed, 2), folder),

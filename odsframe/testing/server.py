@@ -7,8 +7,11 @@ Layout of this module (extend it in the same shape):
   wording ODS uses (ods-api.md sections 1.4 and 4.2);
 * :class:`ApiRequest`: what every handler gets (query, dataset lookup with visibility and
   auth checks, a per-request DuckDB cursor, the base URL);
-* :func:`api_endpoint`: wraps a handler, runs it in the threadpool, turns ``PortalError`` into
-  the ODS error body and any other exception into a logged 500 with an ODS body;
+* :func:`api_endpoint`: wraps a handler, runs it on the portal's handler threads, turns
+  ``PortalError`` into the ODS error body and any other exception into a logged 500 with an
+  ODS body;
+* running queries (``compile_request``, ``fetch_arrow``, ``fetch_count``): results come
+  through Arrow; DuckDB errors caused by the request become ``ODSQLError`` (400);
 * :class:`RateLimitMiddleware`: ``X-RateLimit-*`` headers on every ``/api/`` answer and the
   optional daily quota (429, v1-style body);
 * :func:`v21_routes`: the routes table. Exports, facets, attachments, v2.0 and v1 add their
@@ -23,11 +26,17 @@ Decisions where ODS documents nothing (ods-api.md sections 4.4 and 9):
 * Unknown dataset or record: 404 ``{"error_code": "NotFound", ...}`` (the real code is not
   documented). A restricted dataset without a valid key: 401 ``Unauthorized``; such datasets
   are left out of the catalog. An API key that is not one of the portal's keys: 401.
-* Without a quota the rate-limit headers announce :data:`UNLIMITED_DAILY_CALLS`.
+* Without a quota the rate-limit headers announce :data:`UNLIMITED_DAILY_CALLS`. Every
+  ``/api/`` call counts, errors included; refused (429) calls do not.
+* ``include_links=true`` adds ``_links`` to the page and ``_links``, ``_id``, ``_timestamp``
+  and ``_size`` (bytes of the record's JSON) to each record (the v2.1 record schema).
+* A crash of the ODSQL compiler on odd text (a bug, or nesting beyond the recursion limit)
+  is logged as an error and answered 400 ``ODSQLError``: bad input never gets a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import html
@@ -35,8 +44,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
@@ -45,7 +55,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -103,6 +112,11 @@ _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
 
+def _shown(value: str) -> str:
+    """A parameter value as error messages quote it (long values cut)."""
+    return repr(value if len(value) <= 80 else value[:80] + "...")
+
+
 def _last(query: QueryParams, name: str) -> str | None:
     values = query.getlist(name)
     return values[-1] if values else None
@@ -124,13 +138,18 @@ def list_param(query: QueryParams, name: str) -> list[str]:
 def int_param(query: QueryParams, name: str, default: int) -> int:
     """An integer parameter; anything but an optionally signed run of digits is a 400."""
     value = _last(query, name)
-    if value is None or value == "":
+    if value is None or not value.strip():
         return default
     text = value.strip()
     if not _INTEGER.fullmatch(text):
         raise InvalidRESTParameterError(
-            f"Invalid value for {name} API parameter: {value!r} was found but an integer "
-            "is expected."
+            f"Invalid value for {name} API parameter: {_shown(value)} was found but an "
+            "integer is expected."
+        )
+    if len(text.lstrip("-")) > 18:
+        raise InvalidRESTParameterError(
+            f"Invalid value for {name} API parameter: {_shown(value)} was found but a "
+            "64-bit integer is expected."
         )
     return int(text)
 
@@ -138,7 +157,7 @@ def int_param(query: QueryParams, name: str, default: int) -> int:
 def bool_param(query: QueryParams, name: str, default: bool = False) -> bool:
     """A boolean parameter: ``true``/``false`` (also ``1``/``0``, ``yes``/``no``)."""
     value = _last(query, name)
-    if value is None or value == "":
+    if value is None or not value.strip():
         return default
     text = value.strip().lower()
     if text in _TRUE:
@@ -146,7 +165,7 @@ def bool_param(query: QueryParams, name: str, default: bool = False) -> bool:
     if text in _FALSE:
         return False
     raise InvalidRESTParameterError(
-        f"Invalid value for {name} API parameter: {value!r} was found but a boolean "
+        f"Invalid value for {name} API parameter: {_shown(value)} was found but a boolean "
         "(true or false) is expected."
     )
 
@@ -158,7 +177,7 @@ def lang_param(query: QueryParams) -> str:
         return _spec.DEFAULT_LANG
     if value not in _spec.LANGS:
         raise InvalidRESTParameterError(
-            f"Invalid value for lang API parameter: {value!r} was found but one of "
+            f"Invalid value for lang API parameter: {_shown(value)} was found but one of "
             f"{', '.join(_spec.LANGS)} is expected."
         )
     return value
@@ -175,7 +194,7 @@ def timezone_param(query: QueryParams) -> tuple[str, tzinfo]:
         return value, ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):
         raise InvalidRESTParameterError(
-            f"Invalid value for timezone API parameter: {value!r} was found but a timezone "
+            f"Invalid value for timezone API parameter: {_shown(value)} was found but a timezone "
             "identifier such as 'UTC' or 'Europe/Paris' is expected."
         ) from None
 
@@ -264,8 +283,9 @@ class ODSQLParams:
         select: str | None = None,
     ) -> CompiledQuery:
         """Compile these parameters over ``dataset`` with the engine."""
-        return engine.compile_query(
+        return compile_request(
             dataset,
+            self.clauses,
             select=select if select is not None else self.select,
             where=list(self.where),
             group_by=self.group_by,
@@ -277,6 +297,26 @@ class ODSQLParams:
             timezone=self.timezone,
             lang=self.lang,
         )
+
+
+#: Exceptions of the ODSQL compiler on text it did not foresee (its bugs, or nesting deeper
+#: than Python's recursion limit): logged as errors, answered as a 400 since the request's
+#: ODSQL caused them.
+_COMPILER_FAILURES = (RecursionError, AssertionError, ValueError, TypeError, IndexError, KeyError)
+
+
+def compile_request(dataset: PortalDataset, clauses: Sequence[str], **params: Any) -> CompiledQuery:
+    """``engine.compile_query(dataset, **params)``; a compiler crash on odd ODSQL is a 400."""
+    try:
+        return engine.compile_query(dataset, **params)
+    except PortalError:
+        raise
+    except _COMPILER_FAILURES as exc:
+        logger.error("The ODSQL compiler failed on %r", params, exc_info=True)
+        detail = "expression too deeply nested" if isinstance(exc, RecursionError) else "invalid"
+        raise ODSQLError(
+            f"The query could not be compiled ({detail}).", ", ".join(clauses) or "where"
+        ) from exc
 
 
 # -- running queries ------------------------------------------------------------------------
@@ -328,28 +368,14 @@ def fetch_count(
     """The ``total_count`` of ``compiled`` (``None`` for grouped queries)."""
     if compiled.count_sql is None:
         return None
-    count_params = _params_for(compiled.count_sql, compiled.params, compiled.where_params)
     with query_errors(compiled, clauses):
         try:
             if compiled.prepare is not None:
                 compiled.prepare(cursor)
-            rows = cursor.execute(compiled.count_sql, count_params).fetchall()
+            rows = cursor.execute(compiled.count_sql, list(compiled.params)).fetchall()
         finally:
             engine.release(cursor, compiled)
     return int(rows[0][0]) if rows else 0
-
-
-def _params_for(sql: str, *candidates: Sequence[Any]) -> list[Any]:
-    """The candidate parameter list whose length matches the ``?`` count of ``sql``."""
-    for params in candidates:
-        if _placeholder_count(sql) == len(params):
-            return list(params)
-    return list(candidates[0])
-
-
-def _placeholder_count(sql: str) -> int:
-    # Question marks inside string literals are not placeholders.
-    return re.sub(r"'(?:[^']|'')*'", "", sql).count("?")
 
 
 def _sql_literal(text: str) -> str:
@@ -363,14 +389,30 @@ def _sql_identifier(name: str) -> str:
 # -- the request object handlers get --------------------------------------------------------
 
 
+#: Threads answering requests (DuckDB work blocks; the event loop must not).
+HANDLER_THREADS = 16
+
+
 @dataclass
 class PortalState:
-    """Everything the app shares between requests."""
+    """Everything the app shares between requests.
+
+    Handlers run on :attr:`executor`, a thread pool the portal owns: :meth:`close` joins its
+    threads, so none of them is still unwinding DuckDB state while the interpreter exits
+    (which aborts the process).
+    """
 
     catalog: CatalogLike
     api_keys: frozenset[str]
     counter: CallCounter
     cursor_lock: threading.Lock = field(default_factory=threading.Lock)
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(HANDLER_THREADS, "odsframe-portal")
+    )
+
+    def close(self) -> None:
+        """Wait for running handlers and stop the handler threads."""
+        self.executor.shutdown(wait=True)
 
 
 @dataclass
@@ -404,9 +446,6 @@ class ApiRequest:
 
     def can_see(self, dataset: PortalDataset) -> bool:
         return self.authenticated or not dataset.is_private
-
-    def visible_datasets(self) -> list[PortalDataset]:
-        return [ds for ds in self.catalog.datasets.values() if self.can_see(ds)]
 
     def dataset(self, dataset_id: str) -> PortalDataset:
         """The dataset, or 404 if unknown, or 401 if restricted and no valid key was sent."""
@@ -479,8 +518,8 @@ def api_endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler: auth check, threadpool, ODS error bodies, 500 on anything unexpected.
 
-    The handler runs in the threadpool (it may block on DuckDB) and returns a ``Response`` or
-    a JSON-ready payload.
+    The handler runs on the portal's handler threads (it may block on DuckDB) and returns a
+    ``Response`` or a JSON-ready payload.
     """
 
     async def endpoint(request: Request) -> Response:
@@ -489,7 +528,10 @@ def api_endpoint(
             api_key = request_api_key(request.headers, request.query_params)
             if api_key is not None and api_key not in state.api_keys:
                 raise UnauthorizedError("The API key is not valid for this portal.")
-            result = await run_in_threadpool(handler, ApiRequest(request, state, api_key))
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(
+                state.executor, handler, ApiRequest(request, state, api_key)
+            )
         except PortalError as error:
             return error_response(error)
         except Exception:
@@ -565,7 +607,7 @@ class CallCounter:
             raise ValueError(f"quota must be a non-negative number of calls, not {daily_limit}")
         self.daily_limit = daily_limit
         self.clock = clock
-        self._day = -1
+        self._reset = -1
         self._calls: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -575,8 +617,8 @@ class CallCounter:
         reset = next_utc_midnight(now)
         limit = UNLIMITED_DAILY_CALLS if self.daily_limit is None else self.daily_limit
         with self._lock:
-            if reset != self._day:
-                self._day, self._calls = reset, {}
+            if reset != self._reset:  # a new UTC day: every counter starts again
+                self._reset, self._calls = reset, {}
             used = self._calls.get(client, 0)
             if used >= limit:
                 return RateLimitStatus(limit, 0, reset, exceeded=True)
@@ -614,7 +656,8 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        client = request_api_key(request.headers, request.query_params) or ANONYMOUS
+        key = request_api_key(request.headers, request.query_params)
+        client = ANONYMOUS if key is None else f"key:{key}"
         status = self.counter.hit(client)
         if status.exceeded:
             error = quota_error(status, client)
@@ -817,8 +860,9 @@ def get_record(api: ApiRequest) -> Any:
     params = ODSQLParams.from_query(api.query)
     with api.cursor() as cursor:
         one_record = one_row_dataset(cursor, dataset, HIDDEN_ID, record_id)
-        compiled = engine.compile_query(
+        compiled = compile_request(
             one_record,
+            params.clauses,
             select=params.select,
             limit=1,
             timezone=params.timezone,
@@ -1025,6 +1069,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response({"error_code": code, "message": message}, status=status)
 
 
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Under a server that runs the ASGI lifespan: join the handler threads at shutdown."""
+    yield
+    app.state.portal.close()
+
+
 def create_app(
     catalog: CatalogLike,
     *,
@@ -1032,6 +1083,7 @@ def create_app(
     quota: int | None = None,
     extra_routes: Sequence[ApiRoute] = (),
     clock: Callable[[], float] = time.time,
+    faults: Any = None,
 ) -> Starlette:
     """The portal's ASGI app over ``catalog``.
 
@@ -1047,6 +1099,9 @@ def create_app(
         More API routes (exports, facets, v1 ...), mounted after the v2.1 ones.
     clock
         Time source of the quota counter (epoch seconds).
+    faults
+        Faults to inject (``faults.Faults``, a rule, rules or a spec string; see
+        :mod:`odsframe.testing.faults`); ``None`` for none.
 
     Returns
     -------
@@ -1056,8 +1111,14 @@ def create_app(
     routes: list[BaseRoute] = [Route("/", home, methods=["GET"])]
     for api_route in [*v21_routes(), *extra_routes]:
         routes.extend(api_route.routes())
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=_lifespan
+    )
     app.router.redirect_slashes = False
     app.state.portal = PortalState(catalog=catalog, api_keys=frozenset(api_keys), counter=counter)
     app.add_middleware(RateLimitMiddleware, counter=counter)
+    if faults is not None:
+        from odsframe.testing.faults import FaultMiddleware, as_faults
+
+        app.add_middleware(FaultMiddleware, faults=as_faults(faults))
     return app

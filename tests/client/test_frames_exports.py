@@ -229,7 +229,9 @@ def test_csv_with_large_polygons_and_multipolygons(real_fixtures: Path) -> None:
 
 
 def test_titanic_csv_with_doubled_quotes_and_empty_numbers(real_fixtures: Path) -> None:
-    frame = frame_from_csv(real_fixtures / "EikeDehling__machine-learnings__titanic-passengers.csv", TITANIC)
+    frame = frame_from_csv(
+        real_fixtures / "EikeDehling__machine-learnings__titanic-passengers.csv", TITANIC
+    )
     assert type(frame) is pd.DataFrame
     assert len(frame) == 891
     assert frame["Name"].iloc[1] == 'Watt, Mrs. James (Elizabeth "Bessie" Inglis Milne)'
@@ -262,10 +264,14 @@ def test_csv_with_accented_header_and_empty_cells(real_fixtures: Path) -> None:
 
 
 def test_csv_without_schema_infers_types(real_fixtures: Path) -> None:
-    frame = frame_from_csv(real_fixtures / "smarie__python-odsclient__opendatasoft-offices.extracted.csv")
+    frame = frame_from_csv(
+        real_fixtures / "smarie__python-odsclient__opendatasoft-offices.extracted.csv"
+    )
     assert frame.active_geometry_name == "Geo Shape"
     assert xy(frame["Geo Point"].iloc[0]) == pytest.approx((2.28492558002, 48.8416126212))
-    titanic = frame_from_csv(real_fixtures / "EikeDehling__machine-learnings__titanic-passengers.csv")
+    titanic = frame_from_csv(
+        real_fixtures / "EikeDehling__machine-learnings__titanic-passengers.csv"
+    )
     assert titanic["PassengerId"].dtype == INT and titanic["Fare"].dtype == FLOAT
     assert titanic["Name"].dtype == STRING
 
@@ -333,8 +339,10 @@ def test_csv_delimiter_sniffing_and_errors() -> None:
         frame_from_csv(b"a;b\n", delimiter=";;")
     with pytest.raises(InvalidQueryArgument, match="cannot read CSV file"):
         frame_from_csv("/nonexistent/export.csv")
-    with pytest.raises(InvalidQueryArgument, match="binary"):
-        frame_from_csv(io.StringIO("a;b\n"))  # type: ignore[arg-type]
+    text_mode = frame_from_csv(io.StringIO("a;b\n1;é\n"))  # type: ignore[arg-type]
+    assert text_mode["b"].tolist() == ["é"]
+    with pytest.raises(InvalidQueryArgument, match="bytes, a path or a binary file"):
+        frame_from_csv(3)  # type: ignore[arg-type]
 
 
 def test_map_header_rules() -> None:
@@ -395,7 +403,9 @@ def test_the_same_dataset_reads_alike_from_csv_and_geojson(real_fixtures: Path) 
     names = [f.name for f in ARRONDISSEMENTS]
     for frame in frames:
         assert sorted(frame.columns) == sorted(names)
-        assert frame[names].dtypes.astype(str).tolist() == frames[0][names].dtypes.astype(str).tolist()
+        assert (
+            frame[names].dtypes.astype(str).tolist() == frames[0][names].dtypes.astype(str).tolist()
+        )
         assert sorted(frame["c_ar"].tolist()) == list(range(1, 21))
         assert frame.active_geometry_name == "geom"
 
@@ -421,7 +431,9 @@ def test_geojson_edge_cases() -> None:
 
 
 def test_jsonl_export_reads_like_the_json_export(real_fixtures: Path) -> None:
-    rows = json.loads((real_fixtures / "Pigura1__test-technique-__fontaines-a-boire.json").read_bytes())
+    rows = json.loads(
+        (real_fixtures / "Pigura1__test-technique-__fontaines-a-boire.json").read_bytes()
+    )
     lines = "\n".join(json.dumps(row) for row in rows).encode() + b"\n\n"
     from_jsonl = frame_from_jsonl(lines, FOUNTAINS)
     from_json = frame_from_json_export(rows, FOUNTAINS)
@@ -444,7 +456,11 @@ def test_frame_from_export_dispatches_by_format(real_fixtures: Path) -> None:
 
 def write_parquet(table: pa.Table, path: Path, geo_columns: dict[str, Any] | None = None) -> Path:
     if geo_columns is not None:
-        geo = {"version": "1.0.0", "primary_column": next(iter(geo_columns)), "columns": geo_columns}
+        geo = {
+            "version": "1.0.0",
+            "primary_column": next(iter(geo_columns)),
+            "columns": geo_columns,
+        }
         table = table.replace_schema_metadata({b"geo": json.dumps(geo).encode()})
     pq.write_table(table, path)
     return path
@@ -452,7 +468,9 @@ def write_parquet(table: pa.Table, path: Path, geo_columns: dict[str, Any] | Non
 
 def test_geoparquet_from_a_real_export(real_fixtures: Path, tmp_path: Path) -> None:
     """The fountains JSON export rewritten as GeoParquet (WKB shape, struct point) reads the same."""
-    rows = json.loads((real_fixtures / "Pigura1__test-technique-__fontaines-a-boire.json").read_bytes())
+    rows = json.loads(
+        (real_fixtures / "Pigura1__test-technique-__fontaines-a-boire.json").read_bytes()
+    )
     expected = frame_from_json_export(rows, FOUNTAINS)
     columns: dict[str, Any] = {}
     for name, kind in FOUNTAINS.items():
@@ -461,7 +479,7 @@ def test_geoparquet_from_a_real_export(real_fixtures: Path, tmp_path: Path) -> N
         elif kind == "geo_point_2d":
             columns[name] = pa.array([row[name] for row in rows])
         elif kind == "datetime":
-            columns[name] = pa.array(expected[name].dt.tz_convert("UTC").tolist(), pa.timestamp("us", "UTC"))
+            columns[name] = pa.array(expected[name].dt.tz_convert("UTC"))
         else:
             columns[name] = pa.array([row[name] for row in rows], pa.string())
     path = write_parquet(
@@ -545,7 +563,9 @@ def test_parquet_without_schema_uses_arrow_types_and_geo_metadata(tmp_path: Path
         }
     )
     path = write_parquet(
-        table, tmp_path / "inferred.parquet", {"footprint": {"encoding": "WKB", "geometry_types": []}}
+        table,
+        tmp_path / "inferred.parquet",
+        {"footprint": {"encoding": "WKB", "geometry_types": []}},
     )
     frame = frame_from_parquet(path)
     assert frame["id"].dtype == INT and frame["label"].dtype == STRING
@@ -557,3 +577,15 @@ def test_parquet_without_schema_uses_arrow_types_and_geo_metadata(tmp_path: Path
 def test_bad_parquet_is_a_server_error() -> None:
     with pytest.raises(ServerError, match="Parquet"):
         frame_from_parquet(b"not a parquet file")
+
+
+def test_csv_rows_larger_than_a_read_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    import odsframe.frames.exports as exports
+
+    monkeypatch.setattr(exports, "_CSV_BLOCK_BYTES", 1024)  # a small block: the row straddles it
+    ring = ", ".join(f"[{i / 1000}, {i / 1000}]" for i in range(400)) + ", [0.0, 0.0]"
+    cell = json.dumps({"type": "LineString", "coordinates": json.loads(f"[{ring}]")})
+    data = ("id;shape\n1;" + '"' + cell.replace('"', '""') + '"\n2;\n').encode()
+    frame = frame_from_csv(data, {"id": "int", "shape": "geo_shape"})
+    assert frame.geometry.iloc[0].geom_type == "LineString"
+    assert len(frame.geometry.iloc[0].coords) == 401 and frame.geometry.iloc[1] is None

@@ -204,3 +204,14 @@ def test_real_multipolygon_cells_from_a_csv_export(real_fixtures: Path) -> None:
     # every point lies in Paris (lon about 2.3, lat about 48.8): lon/lat order is right
     xs, ys = shapely.get_x(points), shapely.get_y(points)
     assert np.all((xs > 2.1) & (xs < 2.6)) and np.all((ys > 48.7) & (ys < 49.0))
+
+
+def test_points_from_arrow_lists_and_large_strings() -> None:
+    pairs = pa.array([[48.5, 2.5], None, [49.5, 3.5]], pa.list_(pa.float64()))  # v1 order
+    assert [None if p is None else coords(p) for p in parse_points(pairs)] == [
+        (2.5, 48.5),
+        None,
+        (3.5, 49.5),
+    ]
+    large = pa.array(["48.5, 2.5", None], pa.large_string())
+    assert coords(parse_points(large)[0]) == (2.5, 48.5)

@@ -221,8 +221,14 @@ def v1_frame(real_fixtures: Path, name: str, schema: dict[str, str], **options: 
     [
         ("klaasnicolaas__python-eindhoven__1_parkings.json", "Parkeerplaats"),
         ("klaasnicolaas__python-eindhoven__2_permit_parkings.json", "Parkeerplaats Vergunning"),
-        ("klaasnicolaas__python-eindhoven__3_disabled_parkings.json", "Parkeerplaats Gehandicapten"),
-        ("klaasnicolaas__python-eindhoven__4_crossed_out_parkings.json", "Parkeerplaats Afgekruist"),
+        (
+            "klaasnicolaas__python-eindhoven__3_disabled_parkings.json",
+            "Parkeerplaats Gehandicapten",
+        ),
+        (
+            "klaasnicolaas__python-eindhoven__4_crossed_out_parkings.json",
+            "Parkeerplaats Afgekruist",
+        ),
         ("klaasnicolaas__python-eindhoven__5_loading_parkings.json", "Parkeerplaats laden/lossen"),
         (
             "klaasnicolaas__python-eindhoven__6_charging_parkings.json",
@@ -295,7 +301,9 @@ def test_v1_gent_park_and_ride_in_a_requested_timezone(real_fixtures: Path) -> N
 
 
 def test_v1_gent_bluebikes(real_fixtures: Path) -> None:
-    frame = v1_frame(real_fixtures, "klaasnicolaas__python-odp-gent__bluebikes.json", GENT_BLUEBIKES)
+    frame = v1_frame(
+        real_fixtures, "klaasnicolaas__python-odp-gent__bluebikes.json", GENT_BLUEBIKES
+    )
     assert len(frame) == 1
     assert frame["last_seen"].iloc[0] == pd.Timestamp("2023-05-06T20:34:59Z")
     assert frame["bikes_available"].iloc[0] == 45
@@ -340,9 +348,7 @@ def test_v1_brussels_disabled_parkings(real_fixtures: Path) -> None:
 
 
 def test_v1_brussels_garages(real_fixtures: Path) -> None:
-    frame = v1_frame(
-        real_fixtures, "klaasnicolaas__python-brussel__garages.json", BRUSSELS_GARAGES
-    )
+    frame = v1_frame(real_fixtures, "klaasnicolaas__python-brussel__garages.json", BRUSSELS_GARAGES)
     assert len(frame) == 10
     assert frame["maxheight"].iloc[0] == 2.05
     assert frame["maxwidth"].iloc[0] == -999.0
@@ -513,7 +519,9 @@ def test_v21_json_export_fountains(real_fixtures: Path) -> None:
 
 
 def test_v2_json_export_without_shape(real_fixtures: Path) -> None:
-    data = (real_fixtures / "AmmarSo__VelibIDFExplorer__velib-emplacement-des-stations.json").read_bytes()
+    data = (
+        real_fixtures / "AmmarSo__VelibIDFExplorer__velib-emplacement-des-stations.json"
+    ).read_bytes()
     frame = frame_from_json_export(data, VELIB_STATIONS_2023)
     assert len(frame) == 1464
     assert frame.active_geometry_name == "coordonnees_geo"
@@ -527,7 +535,9 @@ def test_v2_json_export_without_shape(real_fixtures: Path) -> None:
 def test_json_export_accepts_a_file_path_and_a_parsed_list(real_fixtures: Path) -> None:
     path = real_fixtures / "AmmarSo__VelibIDFExplorer__velib-emplacement-des-stations.json"
     by_path = frame_from_json_export(path, VELIB_STATIONS_2023, geometry=None)
-    by_list = frame_from_json_export(json.loads(path.read_bytes()), VELIB_STATIONS_2023, geometry=None)
+    by_list = frame_from_json_export(
+        json.loads(path.read_bytes()), VELIB_STATIONS_2023, geometry=None
+    )
     assert type(by_path) is pd.DataFrame
     assert by_path.drop(columns="coordonnees_geo").equals(by_list.drop(columns="coordonnees_geo"))
     assert isinstance(by_path["coordonnees_geo"].iloc[0], shapely.Point)
@@ -626,7 +636,9 @@ def test_datetimes_across_dst_and_formats() -> None:
 
 def test_failed_casts_become_na_with_a_warning_naming_the_column() -> None:
     records = [{"n": "12"}, {"n": 1.5}, {"n": "abc"}, {"n": 3.0}, {"n": ""}]
-    with pytest.warns(ValueCastWarning, match=r"2 value\(s\) of column 'n' could not be read as int"):
+    with pytest.warns(
+        ValueCastWarning, match=r"2 value\(s\) of column 'n' could not be read as int"
+    ):
         frame = frame_from_records(records, {"n": "int"})
     assert len(frame) == 5
     assert frame["n"].tolist()[0] == 12 and frame["n"].iloc[3] == 3
@@ -727,7 +739,9 @@ def test_to_geodataframe_without_a_schema_finds_shapely_columns() -> None:
     assert isinstance(result, geopandas.GeoDataFrame) and result.active_geometry_name == "g"
 
 
-def test_without_geopandas_shapely_objects_stay_in_a_dataframe(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_geopandas_shapely_objects_stay_in_a_dataframe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "geopandas", None)  # import geopandas now fails
     plain = frame_from_records(BOTH_RECORDS, BOTH)
     assert type(plain) is pd.DataFrame
@@ -758,12 +772,19 @@ def test_reindex_on_schema_adds_typed_columns_in_schema_order() -> None:
     assert result["a"].dtype == INT and result["a"].isna().all()
     assert result["when"].dtype == pd.DatetimeTZDtype("us", "Europe/Paris")
     assert result["p"].iloc[0] is None
-    assert list(reindex_on_schema(frame, schema, drop_extra=True).columns) == ["a", "b", "when", "p"]
+    assert list(reindex_on_schema(frame, schema, drop_extra=True).columns) == [
+        "a",
+        "b",
+        "when",
+        "p",
+    ]
 
 
 def test_reindex_a_geodataframe_keeps_geometry_columns() -> None:
     frame = frame_from_records(BOTH_RECORDS, {"geo_shape": "geo_shape", "name": "text"})
-    result = reindex_on_schema(frame, {"name": "text", "geo_shape": "geo_shape", "p": "geo_point_2d"})
+    result = reindex_on_schema(
+        frame, {"name": "text", "geo_shape": "geo_shape", "p": "geo_point_2d"}
+    )
     assert isinstance(result, geopandas.GeoDataFrame)
     assert isinstance(result["p"].dtype, geopandas.array.GeometryDtype)
     assert list(result.columns) == ["name", "geo_shape", "p", "geo_point_2d"]  # extra last
@@ -779,3 +800,21 @@ def test_bad_arguments_are_typed_errors() -> None:
         frame_from_records([{"a": 1}], timezone="Nowhere/Town")
     with pytest.raises(ServerError, match="item #0"):
         frame_from_records([3])  # type: ignore[list-item]
+
+
+def test_date_words_numpy_would_accept_are_refused() -> None:
+    with pytest.warns(ValueCastWarning, match="'d'"):
+        series = cast_values(["today", "2024", 2014, "2024-13-01"], FieldSpec("d", "date"))
+    assert pd.isna(series.iloc[0]) and pd.isna(series.iloc[3])
+    assert series.iloc[1] == pd.Timestamp("2024-01-01")
+    assert series.iloc[2] == pd.Timestamp("2014-01-01")
+
+
+def test_geojson_point_geometries_parse_as_points() -> None:
+    features = [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.5, 48.5]}},
+        None,
+        {"type": "Point", "coordinates": [3.5, 49.5]},
+    ]
+    series = cast_values(features, FieldSpec("p", "geo_point_2d"))
+    assert [None if g is None else xy(g) for g in series] == [(2.5, 48.5), None, (3.5, 49.5)]

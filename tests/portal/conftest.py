@@ -96,7 +96,7 @@ TYPES_ROWS: list[tuple[Any, ...]] = [
         [1, "two"],
     ),
     ("Gamma", [], 42, -1.25, True, None, None, None, None, None, None, None, "text"),
-    (None, None, None, None, None, None, None, None, None, None, None, None, None),
+    ("Empty", None, 0, None, None, None, None, None, None, None, None, None, None),
 ]
 
 

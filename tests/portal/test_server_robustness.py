@@ -160,6 +160,32 @@ def test_raw_query_bytes_never_fail_the_server(
         assert_ods_answer(http.get(f"{api}{path}?{name}={quote(raw)}"))
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("where", "(" * 1500 + "n" + ")" * 1500),  # deeper than Python's recursion limit
+        ("where", "not " * 1200 + "n > 1"),
+        ("select", "-" * 2500 + "1"),
+        ("order_by", "\x1e³#P"),  # a superscript digit: str.isdigit() but not a number
+        ("where", "n > ²"),
+    ],
+)
+def test_odd_odsql_is_a_400(http: requests.Session, api: str, name: str, value: str) -> None:
+    answer = http.get(f"{api}/catalog/datasets/tiny-big/records", params={name: value})
+    assert_ods_answer(answer)
+    assert answer.status_code == 400
+    assert answer.json()["error_code"] == "ODSQLError"
+    assert answer.json()["message"].endswith(f"{name}.")
+
+
+@pytest.mark.parametrize("tail", ["%00", "%FF%FE", "a%27b", "x" * 3000, "%2E%2E"])
+def test_odd_record_and_dataset_ids_are_404(http: requests.Session, api: str, tail: str) -> None:
+    for path in (f"/catalog/datasets/tiny-types/records/{tail}", f"/catalog/datasets/{tail}"):
+        answer = http.get(api + path)
+        assert_ods_answer(answer)
+        assert answer.status_code == 404
+
+
 def test_broken_query_strings(http: requests.Session, api: str) -> None:
     for query in ["where=%", "limit=%FF", "&&&", "=1", "where", "limit", "%00=%00", "a=b=c"]:
         assert_ods_answer(http.get(f"{api}/catalog/datasets/tiny-types/records?{query}"))

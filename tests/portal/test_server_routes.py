@@ -193,3 +193,15 @@ def test_home_page(http: requests.Session, portal: Any) -> None:
     assert as_html.headers["content-type"].startswith("text/html")
     assert "tiny-types/records" in as_html.text
     assert "tiny-private" not in as_html.text
+
+
+def test_catalog_links_on_request(
+    http: requests.Session, api: str, validate: Callable[[Any, str], None]
+) -> None:
+    body = http.get(f"{api}/catalog/datasets", params={"include_links": "true", "limit": 1}).json()
+    validate(body, "results_dataset-v2.1")
+    assert {link["rel"] for link in body["_links"]} == {"self", "first", "last", "next"}
+    [item] = body["results"]
+    assert [link["rel"] for link in item["_links"]] == ["self", "catalog"]
+    following = http.get({link["rel"]: link["href"] for link in body["_links"]}["next"]).json()
+    assert following["results"][0]["dataset_id"] != item["dataset_id"]

@@ -1,0 +1,1218 @@
+"""Reading ODS datasets into frames: :func:`read_ods`, :func:`read_ods_catalog`, :func:`explain`.
+
+One read goes like this (ods-api.md sections 4 and 8.1):
+
+1. the arguments become a :class:`~odsframe.query.Query` (validated, no request);
+2. with the cache on and an entry for this exact query, one metadata request checks that the
+   dataset did not change (``data_processed``, ``records_count``) and the entry is served;
+   an unreachable portal serves the entry anyway with a
+   :class:`~odsframe.errors.StaleCacheWarning`;
+3. otherwise the dataset metadata (schema, once), a ``limit=0`` count, and, when the route
+   depends on it, the list of export formats;
+4. the plan (:class:`~odsframe.query.Plan`): ``/records`` pages in a total order for small
+   results, one streamed export (parquet, else csv, else json) for large or unlimited ones;
+   never a request past the 10 000-record window;
+5. the payload becomes a typed frame (:mod:`odsframe.frames`), its row count is checked
+   against the server's count, ``attrs["ods"]`` records where it came from (never the key),
+   and the frame is cached.
+
+``df.ods`` (:mod:`odsframe.accessor`) is registered when this module is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import tempfile
+import uuid
+import warnings
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, cast
+
+import pandas as pd
+
+import odsframe.accessor  # noqa: F401  # registers the df.ods accessor
+from odsframe import cache as cache_store
+from odsframe._auth import ApiKey, resolve_api_key
+from odsframe._http import build_url
+from odsframe._portal_url import portal_host, resolve_portal
+from odsframe._progress import CountingWriter, ProgressArg, check_progress, open_progress
+from odsframe._spec import RECORDS_MAX_LIMIT, RECORDS_MAX_WINDOW
+from odsframe.api import ExploreAdapter, open_adapter
+from odsframe.errors import (
+    CacheError,
+    DatasetNotFoundError,
+    IncompleteResultError,
+    InvalidQueryArgument,
+    ODSWarning,
+    PortalConnectionError,
+    ServerError,
+    StaleCacheWarning,
+)
+from odsframe.frames import (
+    FieldSpec,
+    fields_from_metadata,
+    frame_from_csv,
+    frame_from_json_export,
+    frame_from_jsonl,
+    frame_from_parquet,
+    frame_from_records,
+    label_columns,
+)
+from odsframe.query import Plan, PlannedRequest, Query
+from odsframe.query.plan import (
+    DEFAULT_PREFERRED_FORMATS,
+    DEFAULT_RECORDS_THRESHOLD,
+    tiebreak_fields,
+)
+from odsframe.query.query import order_expression
+
+__all__ = ["explain", "read_ods", "read_ods_catalog"]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped when the frames read_ods builds change, so older cache entries become misses.
+READER_VERSION = "1"
+#: How many reads remember their explicit credentials for ``df.ods.refresh()``.
+_REMEMBERED_READS = 256
+
+GeometryArg = str | bool | None
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _check_geometry(geometry: Any) -> None:
+    if geometry is None or isinstance(geometry, bool):
+        return
+    if isinstance(geometry, str) and geometry.strip():
+        return
+    raise InvalidQueryArgument(
+        f"geometry: expected 'auto', None, True/False or a geo field name, got {geometry!r}"
+    )
+
+
+def _check_labels(labels: Any) -> None:
+    if not isinstance(labels, bool):
+        raise InvalidQueryArgument(f"labels: expected True or False, got {labels!r}")
+
+
+def build_query(
+    dataset: str,
+    *,
+    select: Any = None,
+    where: Any = None,
+    bbox: Any = None,
+    mask: Any = None,
+    distance: Any = None,
+    refine: Any = None,
+    exclude: Any = None,
+    order_by: Any = None,
+    limit: int | None = None,
+    timezone: str | None = None,
+    lang: str | None = None,
+) -> Query:
+    """The :class:`~odsframe.query.Query` of ``read_ods`` arguments (validated, no request)."""
+    return Query(
+        dataset,
+        select=select,
+        where=where,
+        refine=refine,
+        exclude=exclude,
+        order_by=order_by,
+        limit=limit,
+        timezone=timezone,
+        lang=lang,
+        bbox=bbox,
+        mask=mask,
+        distance=distance,
+    )
+
+
+def query_record(query: Query, *, geometry: GeometryArg, labels: bool) -> dict[str, Any]:
+    """The normalised arguments of a read, as stored in ``attrs["ods"]["query"]``.
+
+    Plain JSON values only; :func:`read_kwargs` turns them back into ``read_ods`` keywords.
+    """
+    distance = None
+    if query.distance is not None:
+        (lon, lat), metres = query.distance
+        distance = [[lon, lat], metres]
+    return {
+        "select": list(query.select),
+        "where": list(query.where),
+        "refine": list(query.refine),
+        "exclude": list(query.exclude),
+        "order_by": list(query.order_by),
+        "limit": query.limit,
+        "timezone": query.timezone,
+        "lang": query.lang,
+        "bbox": list(query.bbox) if query.bbox is not None else None,
+        "mask": json.loads(query.mask) if query.mask is not None else None,
+        "distance": distance,
+        "geo_field": query.geo_field,
+        "geometry": geometry,
+        "labels": labels,
+        "params": [list(pair) for pair in query.params()],
+    }
+
+
+def read_kwargs(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``read_ods`` keywords that repeat the read described by :func:`query_record`."""
+    kwargs: dict[str, Any] = {}
+    for name in ("select", "where", "refine", "exclude", "order_by"):
+        value = record.get(name)
+        kwargs[name] = list(value) if value else None
+    for name in ("limit", "timezone", "lang", "bbox", "mask"):
+        kwargs[name] = record.get(name)
+    distance = record.get("distance")
+    kwargs["distance"] = (tuple(distance[0]), distance[1]) if distance else None
+    kwargs["geometry"] = record.get("geometry", "auto")
+    kwargs["labels"] = bool(record.get("labels", False))
+    return kwargs
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials of past reads, for df.ods.refresh()
+
+
+_remembered: OrderedDict[str, tuple[ApiKey | None, Callable[[], Any] | None]] = OrderedDict()
+
+
+def _remember(api_key: ApiKey | None, session: Any) -> str:
+    """A fresh read id; keeps an explicit key and the session so ``refresh()`` can reuse them.
+
+    Only keys given as arguments are kept (keys from the environment or the keyring are
+    looked up again), in this process only, and never in the frame.
+    """
+    read_id = uuid.uuid4().hex
+    explicit = api_key if api_key is not None and api_key.source == "argument" else None
+    session_ref = weakref.ref(session) if session is not None else None
+    if explicit is not None or session_ref is not None:
+        _remembered[read_id] = (explicit, session_ref)
+        while len(_remembered) > _REMEMBERED_READS:
+            _remembered.popitem(last=False)
+    return read_id
+
+
+def remembered_credentials(read_id: Any) -> tuple[ApiKey | None, Any]:
+    """The explicit key and the session of the read ``read_id`` (``(None, None)`` if unknown)."""
+    entry = _remembered.get(read_id) if isinstance(read_id, str) else None
+    if entry is None:
+        return None, None
+    api_key, session_ref = entry
+    return api_key, session_ref() if session_ref is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# Cache keys
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(secret: str) -> str:
+    # PBKDF2 with many rounds: worth remembering within a process.
+    return cache_store.credential_digest(secret)
+
+
+def _key_params(query: Query) -> list[tuple[str, str]]:
+    """The query's parameters, spatial filters written independently of the geo field.
+
+    The geo field they apply to comes from the schema, which may not be readable when the
+    portal is down; the key must not depend on it.
+    """
+    plain = query.replace(bbox=None, mask=None, distance=None, geo_field=None)
+    pairs = plain.params()
+    if query.limit is not None:
+        pairs.append(("limit", str(query.limit)))
+    if query.bbox is not None:
+        pairs.append(("odsframe:bbox", json.dumps(list(query.bbox))))
+    if query.mask is not None:
+        pairs.append(("odsframe:mask", query.mask))
+    if query.distance is not None:
+        pairs.append(("odsframe:distance", json.dumps(query.distance)))
+    return pairs
+
+
+def _cache_key(
+    adapter: ExploreAdapter,
+    query: Query,
+    *,
+    geometry: GeometryArg,
+    labels: bool,
+    api_key: ApiKey | None,
+) -> str:
+    params = [
+        *_key_params(query),
+        ("odsframe:geometry", json.dumps(geometry)),
+        ("odsframe:labels", json.dumps(labels)),
+        ("odsframe:reader", READER_VERSION),
+    ]
+    return cache_store.cache_key(
+        portal=adapter.base_url,
+        dataset=query.dataset,
+        params=params,
+        api_version=f"v{adapter.version}",
+        kind="records",
+        credential_digest=_digest(api_key.reveal()) if api_key is not None else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Schema helpers
+
+
+def _geo_specs(specs: Sequence[FieldSpec]) -> list[FieldSpec]:
+    return [spec for spec in specs if spec.is_geo]
+
+
+def _with_geo_field(query: Query, specs: Sequence[FieldSpec], geometry: GeometryArg) -> Query:
+    """Point the spatial filters at a geo field: the one named by ``geometry``, else the first."""
+    geo = _geo_specs(specs)
+    names = [spec.name for spec in geo]
+    if isinstance(geometry, str) and geometry != "auto" and geometry not in names:
+        if not any(spec.name == geometry for spec in specs):
+            raise InvalidQueryArgument(
+                f"geometry={geometry!r}: dataset {query.dataset!r} has no field of that name "
+                f"(geo fields: {names or 'none'})"
+            )
+        raise InvalidQueryArgument(
+            f"geometry={geometry!r}: that field of dataset {query.dataset!r} is not a geo field "
+            f"(geo fields: {names or 'none'})"
+        )
+    if geometry is True and not names:
+        raise InvalidQueryArgument(
+            f"geometry=True: dataset {query.dataset!r} has no geo_point_2d or geo_shape field"
+        )
+    if not query.needs_geo_field:
+        return query
+    if not names:
+        raise InvalidQueryArgument(
+            f"bbox/mask/distance: dataset {query.dataset!r} has no geo field to filter on"
+        )
+    field = geometry if isinstance(geometry, str) and geometry != "auto" else names[0]
+    return query.with_geo_field(field)
+
+
+def _selected_specs(query: Query, specs: Sequence[FieldSpec]) -> list[FieldSpec]:
+    """The schema fields a query returns (all of them without ``select``)."""
+    if not query.select:
+        return list(specs)
+    wanted = {order_expression(item) for item in query.select}
+    return [spec for spec in specs if spec.name in wanted]
+
+
+def _frame_fields(frame: pd.DataFrame, specs: Sequence[FieldSpec], labels: bool) -> list[FieldSpec]:
+    """The schema fields that are columns of ``frame``, in column order."""
+    by_column = {(spec.label if labels else spec.name): spec for spec in specs}
+    return [by_column[column] for column in frame.columns if column in by_column]
+
+
+def _metas(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    metas = metadata.get("metas")
+    default = metas.get("default") if isinstance(metas, Mapping) else None
+    return dict(default) if isinstance(default, Mapping) else {}
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+
+
+def _export_formats(adapter: ExploreAdapter, dataset: str) -> list[str]:
+    """The dataset's export formats; none when the portal has no ``/exports`` listing."""
+    try:
+        return adapter.export_formats(dataset)
+    except DatasetNotFoundError:
+        # The dataset exists (its metadata was just read): the portal lists no exports.
+        logger.info("the portal lists no exports for %s; reading /records pages", dataset)
+        return []
+
+
+def _needs_formats(
+    query: Query, total: int, fields: Sequence[Mapping[str, Any]], records_threshold: int
+) -> bool:
+    """Whether the route depends on the export formats (more than /records pages can do)."""
+    rows = total if query.limit is None else min(total, query.limit)
+    if rows <= RECORDS_MAX_LIMIT:
+        return False
+    pageable = rows <= min(records_threshold, RECORDS_MAX_WINDOW)
+    return not (pageable and tiebreak_fields(fields)[0])
+
+
+def _plan(
+    adapter: ExploreAdapter,
+    query: Query,
+    metadata: Mapping[str, Any],
+    *,
+    records_threshold: int,
+    made: list[str] | None = None,
+) -> Plan:
+    """Count, list the export formats when the route depends on them, and plan the read."""
+    total = adapter.count(query)
+    fields = metadata.get("fields")
+    fields = fields if isinstance(fields, list) else []
+    formats: list[str] = []
+    if _needs_formats(query, total, fields, records_threshold):
+        if made is not None:
+            made.append(f"{adapter.dataset_url(query.dataset)}/exports")
+        formats = _export_formats(adapter, query.dataset)
+    return Plan.build(
+        query,
+        total=total,
+        export_formats=formats,
+        fields=fields,
+        records_threshold=records_threshold,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Fetching
+
+
+def _read_pages(
+    adapter: ExploreAdapter,
+    plan: Plan,
+    specs: list[FieldSpec],
+    *,
+    geometry: GeometryArg,
+    labels: bool,
+    progress: ProgressArg,
+) -> pd.DataFrame:
+    query = plan.query
+    records: list[dict[str, Any]] = []
+    with open_progress(progress, total=plan.rows, unit="records", description=query.dataset) as bar:
+        for request in plan.requests:
+            page = adapter.fetch(request)
+            records.extend(page)
+            bar.update(len(page))
+            if request.limit is not None and len(page) < request.limit:
+                break  # the dataset shrank while paging; the row count check says so
+    return frame_from_records(
+        records,
+        specs,
+        timezone=query.timezone,
+        geometry=geometry,
+        labels=labels,
+        file_base_url=f"{adapter.dataset_url(query.dataset)}/files",
+        all_fields=not query.select,
+    )
+
+
+def _read_export(
+    adapter: ExploreAdapter,
+    plan: Plan,
+    specs: list[FieldSpec],
+    *,
+    geometry: GeometryArg,
+    labels: bool,
+    progress: ProgressArg,
+) -> pd.DataFrame:
+    query = plan.query
+    (request,) = plan.requests
+    fmt = request.export_format or "json"
+    options: dict[str, Any] = {
+        "timezone": query.timezone,
+        "geometry": geometry,
+        "file_base_url": f"{adapter.dataset_url(query.dataset)}/files",
+        "all_fields": not query.select,
+    }
+    with tempfile.TemporaryDirectory(prefix="odsframe-") as folder:
+        path = Path(folder) / f"export.{fmt}"
+        with (
+            open_progress(progress, total=None, unit="bytes", description=query.dataset) as bar,
+            path.open("wb") as handle,
+        ):
+            # No fsync, no rename: the file lives only as long as this read.
+            dest = cast(IO[bytes], CountingWriter(handle, bar)) if bar.active else handle
+            adapter.stream_planned(request, dest)
+        if fmt == "parquet":
+            return frame_from_parquet(path, specs, labels=labels, **options)
+        if fmt == "csv":
+            # The header holds field names (use_labels is not sent); labels come after.
+            frame = frame_from_csv(path, specs, labels=False, **options)
+            return label_columns(frame, specs) if labels else frame
+        if fmt == "jsonl":
+            return frame_from_jsonl(path, specs, labels=labels, **options)
+        return frame_from_json_export(path, specs, labels=labels, **options)
+
+
+def _empty_frame(
+    plan: Plan, specs: list[FieldSpec], *, geometry: GeometryArg, labels: bool
+) -> pd.DataFrame:
+    return frame_from_records(
+        [],
+        _selected_specs(plan.query, specs),
+        timezone=plan.query.timezone,
+        geometry=geometry,
+        labels=labels,
+    )
+
+
+def _check_count(frame: pd.DataFrame, plan: Plan, url: str) -> None:
+    expected = plan.rows if plan.rows is not None else len(frame)
+    if len(frame) == expected:
+        return
+    query = plan.query
+    counted = f"the portal counted {plan.total} matching records"
+    if query.limit is not None and plan.total is not None and query.limit < plan.total:
+        counted += f" (limit={query.limit})"
+    raise IncompleteResultError(
+        f"Dataset {query.dataset!r}: received {len(frame)} rows but expected {expected}; "
+        f"{counted}. The dataset may have changed during the read: try again.",
+        dataset=query.dataset,
+        url=url,
+    )
+
+
+def _fetch(
+    adapter: ExploreAdapter,
+    query: Query,
+    *,
+    metadata: Mapping[str, Any] | None,
+    geometry: GeometryArg,
+    labels: bool,
+    progress: ProgressArg,
+    read_id: str,
+    records_threshold: int,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read ``query`` from the portal: the typed frame and the provenance for the cache."""
+    if metadata is None:
+        metadata = adapter.dataset_metadata(query.dataset)
+    specs = fields_from_metadata(metadata)
+    query = _with_geo_field(query, specs, geometry)
+    plan = _plan(adapter, query, metadata, records_threshold=records_threshold)
+    fetched_at = datetime.now(UTC)
+    logger.info("reading %s: %s", query.dataset, plan.reason)
+    if plan.route == "records":
+        frame = _read_pages(
+            adapter, plan, specs, geometry=geometry, labels=labels, progress=progress
+        )
+    elif plan.route == "export":
+        frame = _read_export(
+            adapter, plan, specs, geometry=geometry, labels=labels, progress=progress
+        )
+    else:
+        frame = _empty_frame(plan, specs, geometry=geometry, labels=labels)
+    data_request = plan.requests[0] if plan.requests else plan.count
+    url = cache_store.scrub_url(adapter.url_for(data_request)) if data_request is not None else ""
+    _check_count(frame, plan, url)
+    metas = _metas(metadata)
+    frame.attrs["ods"] = {
+        "portal": adapter.base_url,
+        "dataset": query.dataset,
+        "query": query_record(query, geometry=geometry, labels=labels),
+        "url": url,
+        "fetched_at": fetched_at.isoformat(),
+        "data_processed": metas.get("data_processed"),
+        "records_count": plan.total,
+        "api_version": adapter.version,
+        "fields": [spec.to_json() for spec in _frame_fields(frame, specs, labels)],
+        "route": plan.route,
+        "export_format": plan.export_format,
+        "cache": "fetched",
+        "read_id": read_id,
+    }
+    provenance = {
+        "portal": adapter.base_url,
+        "dataset": query.dataset,
+        "api_version": f"v{adapter.version}",
+        "url": url,
+        "fetched_at": fetched_at,
+        # Freshness of the whole dataset, which is what decide() compares on the next read.
+        "data_processed": metas.get("data_processed"),
+        "records_count": metas.get("records_count"),
+        "modified": metas.get("modified"),
+    }
+    return frame, provenance
+
+
+def _store(key: str, frame: pd.DataFrame, provenance: Mapping[str, Any]) -> None:
+    try:
+        cache_store.write_entry(key, frame, provenance)
+    except CacheError as err:
+        warnings.warn(
+            f"Could not cache the read of dataset {provenance.get('dataset')!r}: {err}",
+            ODSWarning,
+            stacklevel=4,
+        )
+
+
+def _cached(key: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    try:
+        return cache_store.read_entry(key)
+    except CacheError as err:
+        logger.info("cache unreadable (%s); fetching", err)
+        return None
+
+
+def _cached_meta(key: str) -> dict[str, Any] | None:
+    try:
+        return cache_store.read_meta(key)
+    except CacheError as err:
+        logger.info("cache unreadable (%s); fetching", err)
+        return None
+
+
+def read_with(
+    adapter: ExploreAdapter,
+    query: Query,
+    *,
+    api_key: ApiKey | None,
+    session: Any = None,
+    geometry: GeometryArg = "auto",
+    labels: bool = False,
+    progress: ProgressArg = None,
+    cache_mode: bool | str = True,
+    max_age: timedelta | float | None = None,
+    records_threshold: int = DEFAULT_RECORDS_THRESHOLD,
+) -> pd.DataFrame:
+    """:func:`read_ods` on an open adapter (used by :class:`~odsframe.portal.Portal`).
+
+    ``api_key`` is the key the adapter sends (it keeps cache entries of different
+    credentials apart); ``session`` is remembered for ``df.ods.refresh()``.
+    """
+    _check_geometry(geometry)
+    _check_labels(labels)
+    check_progress(progress)
+    mode = cache_store.normalise_mode(cache_mode)
+    age = cache_store.normalise_max_age(max_age)
+    read_id = _remember(api_key, session)
+    key = (
+        _cache_key(adapter, query, geometry=geometry, labels=labels, api_key=api_key)
+        if mode != "off"
+        else None
+    )
+    metadata: dict[str, Any] | None = None
+    if key is not None and mode == "use":
+        entry = _cached_meta(key)
+        if entry is not None:
+            unreachable: Exception | None = None
+            try:
+                metadata = adapter.dataset_metadata(query.dataset)
+            except (PortalConnectionError, ServerError) as err:
+                unreachable = err
+            current = (
+                cache_store.Freshness.from_ods_metas(metadata.get("metas") or {})
+                if metadata is not None
+                else None
+            )
+            decision = cache_store.decide(
+                entry,
+                current=current,
+                reachable=unreachable is None,
+                max_age=age,
+                mode=mode,
+                now=datetime.now(UTC),
+            )
+            logger.info("cache for %s: %s", query.dataset, decision.reason)
+            if decision.serves_cache:
+                hit = _cached(key)
+                if hit is not None:
+                    frame = hit[0]
+                    stale = decision.action is cache_store.Action.USE_STALE_WITH_WARNING
+                    if stale:
+                        warnings.warn(
+                            f"Dataset {query.dataset!r}: {decision.reason}.",
+                            StaleCacheWarning,
+                            stacklevel=3,
+                        )
+                    ods = dict(frame.attrs.get("ods") or {})
+                    ods.update(cache="stale" if stale else "hit", read_id=read_id)
+                    frame.attrs["ods"] = ods
+                    return frame
+                if unreachable is not None:
+                    raise unreachable
+    frame, provenance = _fetch(
+        adapter,
+        query,
+        metadata=metadata,
+        geometry=geometry,
+        labels=labels,
+        progress=progress,
+        read_id=read_id,
+        records_threshold=records_threshold,
+    )
+    if key is not None:
+        _store(key, frame, provenance)
+    return frame
+
+
+def _open(
+    portal: str, api_key: str | ApiKey | None, session: Any
+) -> tuple[ExploreAdapter, ApiKey | None]:
+    base_url = resolve_portal(portal)
+    key = resolve_api_key(api_key, host=portal_host(base_url))
+    return open_adapter(base_url, api_key=key, session=session), key
+
+
+# --------------------------------------------------------------------------------------------
+# Public functions
+
+
+def read_ods(
+    portal: str,
+    dataset: str,
+    *,
+    select: str | Sequence[str] | None = None,
+    where: Any = None,
+    bbox: Sequence[float] | None = None,
+    mask: Any = None,
+    distance: Any = None,
+    refine: Any = None,
+    exclude: Any = None,
+    order_by: str | Sequence[str] | None = None,
+    limit: int | None = None,
+    timezone: str | None = None,
+    lang: str | None = None,
+    geometry: GeometryArg = "auto",
+    labels: bool = False,
+    api_key: str | None = None,
+    session: Any = None,
+    progress: ProgressArg = None,
+    cache: bool | str = True,
+    max_age: timedelta | float | None = None,
+) -> pd.DataFrame:
+    """Read a dataset of an ODS portal into a typed DataFrame or GeoDataFrame.
+
+    Parameters
+    ----------
+    portal
+        A URL (``https://data.example.org``, a pasted API or dataset URL works), a domain
+        (``data.example.org``) or a shorthand (``public`` -> ``public.opendatasoft.com``).
+    dataset
+        The dataset id (federated ids such as ``prices@public`` are fine).
+    select
+        ODSQL select: a string or a list of field names / expressions.
+    where
+        ODSQL text, a ``{field: value}`` mapping (lists mean IN, tuples ranges), or a list
+        of these; all ANDed.
+    bbox
+        ``(min_lon, min_lat, max_lon, max_lat)``: records in the box.
+    mask
+        A shapely geometry, an object with ``__geo_interface__``, or GeoJSON: records that
+        intersect it.
+    distance
+        ``((lon, lat), metres)``: records within that distance.
+    refine, exclude
+        Facet filters: ``{facet: value or [values]}``, ``'facet:value'`` or a list.
+    order_by
+        A string or list; ``"-field"`` sorts descending.
+    limit
+        Most records to read (``None``: all).
+    timezone
+        IANA timezone of datetimes, in the query and in the frame (default UTC).
+    lang
+        Language of the answer (``en``, ``fr`` ...).
+    geometry
+        ``"auto"``: a GeoDataFrame (EPSG:4326) when the dataset has a geo field and geopandas
+        is installed, the geo_shape field preferred over the geo_point_2d one (the other one
+        stays a geometry column); a field name: that field; ``None``/``False``: a plain
+        DataFrame with shapely objects; ``True``: a GeoDataFrame or an error. Spatial
+        filters apply to the field named here, else to the first geo field.
+    labels
+        Name columns by field labels instead of field names.
+    api_key
+        An API key for private data; else ``ODS_APIKEY`` / ``ODS_API_KEY`` /
+        ``HUWISE_API_KEY``, else the system keyring. Sent only as a header, never stored.
+    session
+        Your ``requests.Session`` (proxies, custom adapters).
+    progress
+        ``None``: a progress bar in interactive sessions when tqdm is installed; ``True`` /
+        ``False``; or a callable ``callback(done, total)``.
+    cache
+        ``True`` (serve an unchanged cached copy; one metadata request checks it),
+        ``False`` (no cache), ``"refresh"`` (fetch again and update the cache).
+    max_age
+        Oldest cached copy to serve (a timedelta or seconds), e.g. for real-time datasets.
+
+    Returns
+    -------
+    DataFrame or GeoDataFrame
+        Typed columns: int ``Int64``, double ``Float64``, text ``string``, boolean
+        ``boolean``, date ``datetime64`` (partial dates allowed), datetime tz-aware,
+        multivalued text lists, json_blob objects, file URLs, geo fields shapely geometries.
+        ``df.attrs["ods"]`` holds the provenance (see ``df.ods.source``).
+
+    Raises
+    ------
+    InvalidQueryArgument
+        A bad argument, before any request.
+    AuthenticationError, DatasetNotFoundError, QueryError, QuotaExceededError, ServerError,
+    PortalConnectionError
+        The portal's refusals and failures, naming the dataset.
+    IncompleteResultError
+        The number of rows received differs from the server's count.
+
+    Examples
+    --------
+    >>> trees = read_ods("opendata.paris.fr", "les-arbres", where={"arrondissement": "PARIS 7E ARRDT"})  # doctest: +SKIP
+    """
+    query = build_query(
+        dataset,
+        select=select,
+        where=where,
+        bbox=bbox,
+        mask=mask,
+        distance=distance,
+        refine=refine,
+        exclude=exclude,
+        order_by=order_by,
+        limit=limit,
+        timezone=timezone,
+        lang=lang,
+    )
+    _check_geometry(geometry)
+    _check_labels(labels)
+    adapter, key = _open(portal, api_key, session)
+    with adapter:
+        return read_with(
+            adapter,
+            query,
+            api_key=key,
+            session=session,
+            geometry=geometry,
+            labels=labels,
+            progress=progress,
+            cache_mode=cache,
+            max_age=max_age,
+        )
+
+
+def explain_with(
+    adapter: ExploreAdapter,
+    query: Query,
+    *,
+    geometry: GeometryArg = "auto",
+    offline: bool = False,
+    records_threshold: int = DEFAULT_RECORDS_THRESHOLD,
+) -> str:
+    """:func:`explain` on an open adapter."""
+    _check_geometry(geometry)
+    if offline:
+        return _explain_offline(adapter, query, geometry, records_threshold)
+    made = [adapter.dataset_url(query.dataset)]
+    metadata = adapter.dataset_metadata(query.dataset)
+    query = _with_geo_field(query, fields_from_metadata(metadata), geometry)
+    plan = _plan(adapter, query, metadata, records_threshold=records_threshold, made=made)
+    if plan.count is not None:
+        made.insert(1, adapter.url_for(plan.count))
+    lines = [
+        f"read_ods of dataset {query.dataset!r} on {adapter.base_url} (API v{adapter.version})"
+    ]
+    lines.append("Made while explaining (small requests read_ods makes first):")
+    lines.extend(f"  GET {url}" for url in made)
+    lines.append("Not made (what read_ods would request next):")
+    lines.extend("  " + line for line in adapter.explain(plan).splitlines())
+    return "\n".join(lines)
+
+
+def _explain_offline(
+    adapter: ExploreAdapter, query: Query, geometry: GeometryArg, records_threshold: int
+) -> str:
+    if query.needs_geo_field:
+        if not isinstance(geometry, str) or geometry == "auto":
+            raise InvalidQueryArgument(
+                "explain(offline=True): bbox/mask/distance need the geo field they filter on; "
+                "pass geometry='<geo field name>' (or explain online)"
+            )
+        query = query.with_geo_field(geometry)
+    dataset = query.dataset
+    params = query.params()
+    count = PlannedRequest(
+        "count",
+        dataset,
+        tuple(sorted([*(p for p in params if p[0] != "order_by"), ("limit", "0")])),
+    )
+    order = list(query.order_by)
+    first_page = PlannedRequest(
+        "records", dataset, tuple(sorted([*params, ("limit", "100"), ("offset", "0")]))
+    )
+    limit = "-1" if query.limit is None else str(query.limit)
+    exports = [
+        PlannedRequest("export", dataset, tuple(sorted([*params, ("limit", limit)])), fmt)
+        for fmt in DEFAULT_PREFERRED_FORMATS
+    ]
+    n = "N" if query.limit is None else f"N (at most limit={query.limit})"
+    lines = [
+        f"read_ods of dataset {dataset!r} on {adapter.base_url} (API v{adapter.version}); "
+        "offline: no request made, the route depends on the count",
+        "First, the small requests:",
+        f"  GET {adapter.dataset_url(dataset)}   (schema: types, id fields, geo fields)",
+        f"  GET {adapter.url_for(count)}   (total_count gives {n}, the rows to read)",
+        "Then, by N:",
+        "  N = 0: nothing more.",
+        f"  N <= {RECORDS_MAX_LIMIT}: one /records page with limit=N"
+        + (f", ordered by {', '.join(order)}" if order else "")
+        + ".",
+        f"  N <= {min(records_threshold, RECORDS_MAX_WINDOW)}: ceil(N/{RECORDS_MAX_LIMIT}) "
+        "/records pages (offset 0, 100, ...) like this one, with order_by completed by the "
+        "dataset's id fields (or every sortable field) so pages neither repeat nor skip:",
+        f"    GET {adapter.url_for(first_page)}",
+        f"  otherwise: GET {adapter.dataset_url(dataset)}/exports, then one streamed export, "
+        "the first format listed of:",
+    ]
+    lines.extend(f"    GET {adapter.url_for(request)}" for request in exports)
+    return "\n".join(lines)
+
+
+def explain(
+    portal: str,
+    dataset: str,
+    *,
+    select: str | Sequence[str] | None = None,
+    where: Any = None,
+    bbox: Sequence[float] | None = None,
+    mask: Any = None,
+    distance: Any = None,
+    refine: Any = None,
+    exclude: Any = None,
+    order_by: str | Sequence[str] | None = None,
+    limit: int | None = None,
+    timezone: str | None = None,
+    lang: str | None = None,
+    geometry: GeometryArg = "auto",
+    labels: bool = False,
+    api_key: str | None = None,
+    session: Any = None,
+    cache: bool | str = True,
+    max_age: timedelta | float | None = None,
+    offline: bool = False,
+) -> str:
+    """The exact requests :func:`read_ods` would make with these arguments, as text.
+
+    By default the small requests that decide the route are made (the dataset metadata,
+    the ``limit=0`` count, and the export formats list when the route depends on it), and
+    the data requests (records pages or the export) are listed, not made. With
+    ``offline=True`` nothing is requested: the text lists the first requests and the
+    route for each possible count (spatial filters then need ``geometry='<geo field>'``).
+
+    The cache is not consulted: with ``cache=True`` and an unchanged cached copy,
+    ``read_ods`` makes only the metadata request. ``labels``, ``cache`` and ``max_age``
+    are accepted so that the arguments of a read can be passed unchanged.
+    """
+    query = build_query(
+        dataset,
+        select=select,
+        where=where,
+        bbox=bbox,
+        mask=mask,
+        distance=distance,
+        refine=refine,
+        exclude=exclude,
+        order_by=order_by,
+        limit=limit,
+        timezone=timezone,
+        lang=lang,
+    )
+    _check_labels(labels)
+    cache_store.normalise_mode(cache)
+    cache_store.normalise_max_age(max_age)
+    if not isinstance(offline, bool):
+        raise InvalidQueryArgument(f"offline: expected True or False, got {offline!r}")
+    adapter, _key = _open(portal, api_key, session)
+    with adapter:
+        return explain_with(adapter, query, geometry=geometry, offline=offline)
+
+
+# --------------------------------------------------------------------------------------------
+# Reads again from a frame's provenance (df.ods)
+
+
+def _credentials(
+    source: Mapping[str, Any], api_key: str | ApiKey | None, session: Any
+) -> tuple[str | ApiKey | None, Any]:
+    known_key, known_session = remembered_credentials(source.get("read_id"))
+    return (
+        api_key if api_key is not None else known_key,
+        session if session is not None else known_session,
+    )
+
+
+def _source_portal(source: Mapping[str, Any]) -> str:
+    portal = source.get("portal")
+    if not isinstance(portal, str) or not portal:
+        raise InvalidQueryArgument("the frame's provenance names no portal")
+    return portal
+
+
+def refresh_read(
+    source: Mapping[str, Any],
+    *,
+    api_key: str | ApiKey | None = None,
+    session: Any = None,
+    progress: ProgressArg = None,
+) -> pd.DataFrame:
+    """Run the read described by ``source`` (``attrs["ods"]``) again, bypassing the cache."""
+    portal = _source_portal(source)
+    key, chosen_session = _credentials(source, api_key, session)
+    if source.get("kind") == "catalog":
+        adapter, _resolved = _open(portal, key, chosen_session)
+        with adapter:
+            return catalog_with(adapter, **dict(source.get("query") or {}), progress=progress)
+    kwargs = read_kwargs(source.get("query") or {})
+    geometry, labels = kwargs.pop("geometry"), kwargs.pop("labels")
+    query = build_query(str(source.get("dataset")), **kwargs)
+    adapter, resolved = _open(portal, key, chosen_session)
+    with adapter:
+        return read_with(
+            adapter,
+            query,
+            api_key=resolved,
+            session=chosen_session,
+            geometry=geometry,
+            labels=labels,
+            progress=progress,
+            cache_mode="refresh",
+        )
+
+
+def explain_read(
+    source: Mapping[str, Any],
+    *,
+    offline: bool = False,
+    api_key: str | ApiKey | None = None,
+    session: Any = None,
+) -> str:
+    """:func:`explain` of the read described by ``source`` (``attrs["ods"]``)."""
+    if source.get("kind") == "catalog":
+        raise InvalidQueryArgument("explain: a catalog read has no plan to explain")
+    portal = _source_portal(source)
+    key, chosen_session = _credentials(source, api_key, session)
+    kwargs = read_kwargs(source.get("query") or {})
+    geometry = kwargs.pop("geometry")
+    kwargs.pop("labels")
+    query = build_query(str(source.get("dataset")), **kwargs)
+    adapter, _resolved = _open(portal, key, chosen_session)
+    with adapter:
+        return explain_with(adapter, query, geometry=geometry, offline=offline)
+
+
+# --------------------------------------------------------------------------------------------
+# The catalog
+
+#: Catalog columns first in every catalog frame, in this order.
+CATALOG_COLUMNS: tuple[str, ...] = (
+    "dataset_id",
+    "title",
+    "publisher",
+    "theme",
+    "keyword",
+    "license",
+    "license_url",
+    "language",
+    "territory",
+    "records_count",
+    "modified",
+    "data_processed",
+    "metadata_processed",
+    "features",
+    "fields",
+    "geo",
+    "visibility",
+    "has_records",
+    "description",
+)
+_CATALOG_DATETIMES = frozenset({"modified", "data_processed", "metadata_processed"})
+_CATALOG_LISTS = frozenset({"theme", "keyword", "territory", "features", "fields"})
+
+
+def _catalog_row(dataset: Mapping[str, Any]) -> dict[str, Any]:
+    metas = _metas(dataset)
+    raw_fields = dataset.get("fields")
+    fields: list[Any] = raw_fields if isinstance(raw_fields, list) else []
+    names = [f.get("name") for f in fields if isinstance(f, Mapping)]
+    types = {f.get("type") for f in fields if isinstance(f, Mapping)}
+    row: dict[str, Any] = {
+        "dataset_id": dataset.get("dataset_id"),
+        "features": list(dataset.get("features") or []),
+        "fields": names,
+        "geo": bool(types & {"geo_point_2d", "geo_shape"}),
+        "visibility": dataset.get("visibility"),
+        "has_records": dataset.get("has_records"),
+    }
+    for name, value in metas.items():
+        row.setdefault(name, value)
+    return row
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def _catalog_frame(rows: list[dict[str, Any]], timezone: str | None) -> pd.DataFrame:
+    names = list(CATALOG_COLUMNS)
+    extra = sorted({key for row in rows for key in row} - set(names))
+    columns: dict[str, Any] = {}
+    for name in [*names, *extra]:
+        values = [row.get(name) for row in rows]
+        if name in _CATALOG_LISTS:
+            columns[name] = pd.Series([_as_list(v) for v in values], dtype=object)
+        elif name == "records_count":
+            columns[name] = pd.array(
+                [v if isinstance(v, int) and not isinstance(v, bool) else None for v in values],
+                dtype="Int64",
+            )
+        elif name in _CATALOG_DATETIMES:
+            stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce")
+            columns[name] = stamps.dt.tz_convert(timezone or "UTC").dt.as_unit("us")
+        elif name in ("geo", "has_records"):
+            columns[name] = pd.array(
+                [v if isinstance(v, bool) else None for v in values], dtype="boolean"
+            )
+        elif all(v is None or isinstance(v, str) for v in values):
+            columns[name] = pd.array(values, dtype="string")
+        else:
+            columns[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))
+
+
+def catalog_with(
+    adapter: ExploreAdapter,
+    *,
+    where: Any = None,
+    refine: Any = None,
+    exclude: Any = None,
+    order_by: str | Sequence[str] | None = None,
+    lang: str | None = None,
+    timezone: str | None = None,
+    progress: ProgressArg = None,
+) -> pd.DataFrame:
+    """:func:`read_ods_catalog` on an open adapter."""
+    # The same validation and normal form as a dataset query (the catalog's fields are metas).
+    filters = Query(
+        "catalog",
+        where=where,
+        refine=refine,
+        exclude=exclude,
+        order_by=order_by,
+        lang=lang,
+        timezone=timezone,
+    )
+    order = list(filters.order_by)
+    if "dataset_id" not in {order_expression(item) for item in order}:
+        order.append("dataset_id ASC")  # a total order: pages neither repeat nor skip
+    filters = filters.replace(order_by=order)
+    options: dict[str, Any] = {
+        "where": list(filters.where),
+        "refine": list(filters.refine),
+        "exclude": list(filters.exclude),
+        "order_by": order,
+        "lang": filters.lang,
+        "timezone": filters.timezone,
+    }
+    fetched_at = datetime.now(UTC)
+    first = adapter.catalog_page(**options, limit=RECORDS_MAX_LIMIT, offset=0)
+    total = first.get("total_count")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise ServerError(
+            f"The catalog of {adapter.base_url} has no valid total_count ({total!r})."
+        )
+    url = build_url(f"{adapter.catalog_url}/datasets", filters.params())
+    datasets: list[Any] = list(first.get("results") or [])
+    with open_progress(progress, total=total, unit="datasets", description="catalog") as bar:
+        bar.update(len(datasets))
+        if total > RECORDS_MAX_WINDOW:
+            export_url = f"{adapter.catalog_url}/exports/json"
+            body = adapter.http.get_json(export_url, [*filters.params(), ("limit", "-1")])
+            if not isinstance(body, list):
+                raise ServerError(
+                    f"The catalog export of {adapter.base_url} is not a list of datasets."
+                )
+            datasets = body
+            url = build_url(export_url, filters.params())
+            bar.update(len(datasets) - bar.done)
+        else:
+            pages = math.ceil(total / RECORDS_MAX_LIMIT)
+            for page in range(1, pages):
+                body = adapter.catalog_page(
+                    **options, limit=RECORDS_MAX_LIMIT, offset=page * RECORDS_MAX_LIMIT
+                )
+                results = list(body.get("results") or [])
+                datasets.extend(results)
+                bar.update(len(results))
+                if len(results) < RECORDS_MAX_LIMIT:
+                    break
+    if len(datasets) != total:
+        raise IncompleteResultError(
+            f"The catalog of {adapter.base_url}: received {len(datasets)} datasets but the "
+            f"portal counted {total}. The catalog may have changed during the read: try again.",
+            url=url,
+        )
+    rows = [_catalog_row(d) for d in datasets if isinstance(d, Mapping)]
+    frame = _catalog_frame(rows, filters.timezone)
+    frame.attrs["ods"] = {
+        "kind": "catalog",
+        "portal": adapter.base_url,
+        "dataset": None,
+        "query": options,
+        "url": url,
+        "fetched_at": fetched_at.isoformat(),
+        "records_count": total,
+        "api_version": adapter.version,
+    }
+    return frame
+
+
+def read_ods_catalog(
+    portal: str,
+    *,
+    where: Any = None,
+    refine: Any = None,
+    exclude: Any = None,
+    order_by: str | Sequence[str] | None = None,
+    lang: str | None = None,
+    timezone: str | None = None,
+    api_key: str | None = None,
+    session: Any = None,
+    progress: ProgressArg = None,
+) -> pd.DataFrame:
+    """One row per dataset of a portal's catalog, with its metadata.
+
+    Every matching dataset is read, not only the first page: pages of 100 in a total order
+    (``order_by`` plus ``dataset_id``), or ``/catalog/exports/json`` past 10 000 datasets.
+
+    Parameters
+    ----------
+    portal
+        URL, domain or shorthand, as for :func:`read_ods`.
+    where, refine, exclude
+        Catalog filters (ODSQL on dataset metadata: ``where='features="geo"'``,
+        ``refine={"theme": "Environnement"}``).
+    order_by
+        Catalog order (``"-modified"``); ``dataset_id`` breaks ties.
+    lang, timezone
+        Language of the metadata, timezone of its dates (default UTC).
+    api_key, session, progress
+        As for :func:`read_ods`.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset_id``, ``title``, ``publisher``, ``theme``, ``keyword``, ``license``,
+        ``license_url``, ``language``, ``territory``, ``records_count`` (Int64),
+        ``modified``, ``data_processed``, ``metadata_processed`` (tz-aware), ``features``,
+        ``fields`` (names), ``geo`` (has a geo field), ``visibility``, ``has_records``,
+        ``description``, then every other ``metas.default`` key.
+    """
+    adapter, _key = _open(portal, api_key, session)
+    with adapter:
+        return catalog_with(
+            adapter,
+            where=where,
+            refine=refine,
+            exclude=exclude,
+            order_by=order_by,
+            lang=lang,
+            timezone=timezone,
+            progress=progress,
+        )
