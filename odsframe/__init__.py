@@ -16,6 +16,12 @@ from odsframe._version import __version__
 
 if TYPE_CHECKING:
     from odsframe.accessor import OdsAccessor, ProvenanceError
+    from odsframe.analysis import (
+        choose_zoom,
+        read_ods_aggregate,
+        read_ods_facets,
+        read_ods_geocluster,
+    )
     from odsframe.errors import (
         AuthenticationError,
         CacheError,
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
         ServerError,
         StaleCacheWarning,
     )
+    from odsframe.plotting import plot_clusters
     from odsframe.portal import Dataset, Portal
     from odsframe.query import Query
     from odsframe.read import explain, read_ods, read_ods_catalog
@@ -45,6 +52,11 @@ _LAZY: dict[str, str] = {
     "Dataset": "odsframe.portal",
     "Query": "odsframe.query",
     "OdsAccessor": "odsframe.accessor",
+    "read_ods_aggregate": "odsframe.analysis",
+    "read_ods_facets": "odsframe.analysis",
+    "read_ods_geocluster": "odsframe.analysis",
+    "choose_zoom": "odsframe.analysis",
+    "plot_clusters": "odsframe.plotting",
     "ProvenanceError": "odsframe.accessor",
     **dict.fromkeys(
         (
@@ -88,9 +100,14 @@ __all__ = [
     "ServerError",
     "StaleCacheWarning",
     "__version__",
+    "choose_zoom",
     "explain",
+    "plot_clusters",
     "read_ods",
+    "read_ods_aggregate",
     "read_ods_catalog",
+    "read_ods_facets",
+    "read_ods_geocluster",
 ]
 
 

@@ -75,6 +75,7 @@ def dask_frame(
     IncompleteResultError
         Some chunks are not downloaded yet.
     """
+    import dask
     import dask.dataframe as dd
     import pandas as pd
 
@@ -106,14 +107,17 @@ def dask_frame(
     if _is_geodataframe(meta):
         import dask_geopandas  # noqa: F401  # registers the GeoDataFrame collection
 
-    return dd.from_map(
-        read_partition,
-        [path for path, _ in parts],
-        starts,
-        meta=meta,
-        divisions=divisions,
-        label=f"read-ods-{manifest.dataset}",
-    )
+    # Keep the schema dtypes: no conversion of object columns (multivalued lists, JSON,
+    # geometries) to pyarrow strings.
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_map(
+            read_partition,
+            [path for path, _ in parts],
+            starts,
+            meta=meta,
+            divisions=divisions,
+            label=f"read-ods-{manifest.dataset}",
+        )
 
 
 def _is_geodataframe(frame: Any) -> bool:

@@ -163,6 +163,36 @@ class OdsAccessor:
             session=session if session is not None else known_session,
         )
 
-    # -- extension points: aggregate(), facets(), geocluster(), plot_clusters() -----------
-    # Each one: ``kwargs = self.read_kwargs()`` for the dataset's filters,
-    # ``with self.portal() as portal:`` for the requests, frames built by odsframe.frames.
+    # -- drill-down: the portal computes on the frame's dataset and filters ----------------
+    # (odsframe.analysis; the frame's where/refine/exclude/spatial filters/timezone apply,
+    # AND-ed with the ones given; its select, order_by and limit do not)
+
+    def aggregate(self, by: Any = None, agg: Any = None, **kwargs: Any) -> pd.DataFrame:
+        """Groups and aggregates of the frame's dataset and filters
+        (see :func:`odsframe.read_ods_aggregate`)."""
+        from odsframe.analysis import aggregate_frame
+
+        self._provenance()
+        return aggregate_frame(self._frame, by, agg, **kwargs)
+
+    def facets(self, facets: Any = None, **kwargs: Any) -> pd.DataFrame:
+        """Facet values and counts of the frame's dataset and filters
+        (see :func:`odsframe.read_ods_facets`)."""
+        from odsframe.analysis import facets_frame
+
+        self._provenance()
+        return facets_frame(self._frame, facets, **kwargs)
+
+    def geocluster(self, zoom: int | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Geo clusters of the frame's dataset and filters
+        (see :func:`odsframe.read_ods_geocluster`)."""
+        from odsframe.analysis import geocluster_frame
+
+        self._provenance()
+        return geocluster_frame(self._frame, zoom, **kwargs)
+
+    def plot_clusters(self, **kwargs: Any) -> Any:
+        """Draw this frame of clusters as a map (see :func:`odsframe.plot_clusters`)."""
+        from odsframe.plotting import plot_clusters
+
+        return plot_clusters(self._frame, **kwargs)

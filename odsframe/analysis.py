@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+import odsframe.accessor  # noqa: F401  # registers df.ods on the frames made here
 from odsframe._auth import ApiKey, resolve_api_key
 from odsframe._portal_url import portal_host, resolve_portal
 from odsframe._spec import (
@@ -39,6 +40,7 @@ from odsframe._spec import (
     GROUP_BY_MAX_LIMIT,
     RESERVED_WORDS_V21,
 )
+from odsframe.accessor import ProvenanceError
 from odsframe.api import ExploreAdapter, open_adapter
 from odsframe.errors import (
     DatasetNotFoundError,
@@ -675,12 +677,13 @@ def _fetch_all_groups(
                 "lists no json export to read them all; use partition='where' or 'auto'.",
                 dataset=query.dataset,
             )
-    blocked = [key.name for key in keys if not key.filterable]
+    blocked = [f"{key.name} = {key.expression}" for key in keys if not key.filterable]
     if blocked:
         raise IncompleteResultError(
-            f"Dataset {query.dataset!r} has more than {page_size:,} groups, the portal offers "
-            f"no grouped export, and the keys {blocked} cannot be repeated in a where to read "
-            "the rest in parts; narrow the filters or use coarser keys.",
+            f"Dataset {query.dataset!r} has more than {page_size:,} groups and no grouped "
+            f"export could read them; the keys {blocked} cannot be read in parts with a where "
+            "(range() and geo_cluster() keys, multivalued fields). Narrow the filters or use "
+            "coarser keys.",
             dataset=query.dataset,
         )
     return _fetch_keyset(
@@ -826,12 +829,16 @@ def aggregate_with(
         )
         if query.limit is not None:
             frame = frame.head(query.limit)
-    first_limit = page_size if query.limit is None else min(query.limit, page_size)
+    if keys:
+        first_limit = page_size if query.limit is None else min(query.limit, page_size)
+        url = _grouped_url(adapter, grouped, first_limit)
+    else:
+        url = adapter.url_for(PlannedRequest("grouped", grouped.dataset, tuple(grouped.params())))
     frame.attrs["ods"] = _provenance(
         "aggregate",
         adapter,
         grouped,
-        url=_grouped_url(adapter, grouped, first_limit),
+        url=url,
         fetched_at=fetched_at,
         metadata=metadata,
         details={
@@ -1431,13 +1438,14 @@ def choose_zoom_with(
         return counted[zoom]
 
     low, high = 0, GEO_CLUSTER_MAX_ZOOM
-    while low < high:  # the most clusters grow with the zoom: the largest zoom that fits
+    while low < high:  # clusters grow in number with the zoom: the largest zoom that fits
         middle = (low + high + 1) // 2
         if clusters_at(middle) <= target_clusters:
             low = middle
         else:
             high = middle - 1
-    return low
+    # No point at all matches: every zoom fits; say 0 rather than the deepest zoom.
+    return 0 if clusters_at(low) == 0 else low
 
 
 def choose_zoom(
@@ -1471,7 +1479,8 @@ def choose_zoom(
     Returns
     -------
     int
-        A zoom for ``read_ods_geocluster(..., zoom=...)``; 0 when even zoom 0 makes more.
+        A zoom for ``read_ods_geocluster(..., zoom=...)``; 0 when even zoom 0 makes more,
+        or when no point matches.
     """
     query = Query(
         dataset,
@@ -1501,10 +1510,12 @@ def _frame_source(frame: pd.DataFrame) -> dict[str, Any]:
         or not ods.get("portal")
         or not ods.get("dataset")
     ):
-        raise InvalidQueryArgument(
-            "this frame does not come from read_ods (attrs['ods'] has no portal and dataset "
-            "of a records read); call read_ods_aggregate/read_ods_facets/read_ods_geocluster "
-            "with the portal and dataset instead"
+        kind = ods.get("kind") if isinstance(ods, Mapping) else None
+        raise ProvenanceError(
+            "This frame does not come from read_ods (df.attrs['ods'] names no portal and "
+            f"dataset of a records read{'; it is a ' + repr(kind) + ' frame' if kind else ''}); "
+            "call read_ods_aggregate / read_ods_facets / read_ods_geocluster with the portal "
+            "and dataset instead."
         )
     return dict(ods)
 

@@ -5,7 +5,8 @@ Subcommands (one ``_add_<name>`` function builds each parser, one ``_run_<name>`
 * ``odsframe serve --data DIR | --sample [--records N] [--host H] [--port P]
   [--api-key KEY ...] [--quota N] [--faults SPEC]``: run the local ODS-compatible portal in the foreground.
   The first line printed is the portal's base URL; Ctrl-C stops it (exit code 0).
-* ``odsframe demo``: see ``_add_demo``.
+* ``odsframe demo [--records N] [--output DIR]``: a tour on the embedded portal.
+* ``odsframe cache info | clear [--portal P] [--dataset D]``: the on-disk cache.
 """
 
 from __future__ import annotations
@@ -156,14 +157,75 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``odsframe demo``: placeholder until the demo lands (its owner replaces this block)."""
-    parser = subparsers.add_parser("demo", help="a tour of odsframe on the local portal")
+    parser = subparsers.add_parser(
+        "demo",
+        help="a tour of odsframe on the embedded local portal",
+        description=(
+            "Start the local portal over the sample datasets and show the catalog, a filtered "
+            "GeoDataFrame, a cache hit, an aggregation and a map of geo clusters (PNG)."
+        ),
+    )
+    parser.add_argument(
+        "--records",
+        type=_non_negative_int,
+        default=20_000,
+        metavar="N",
+        help="records of the large sample dataset (default 20000)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="folder for the cluster map (default ./demo-output)",
+    )
     parser.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    print("odsframe demo: not available yet", file=sys.stderr)
-    return 1
+    from odsframe._demo import run_demo
+
+    run_demo(records=args.records, output=args.output)
+    return 0
+
+
+# -- cache ----------------------------------------------------------------------------------
+
+
+def _add_cache(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "cache", help="show or clear the on-disk cache", description="The on-disk frame cache."
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("info", help="list cached entries").set_defaults(run=_run_cache_info)
+    clear = actions.add_parser("clear", help="remove cached entries")
+    clear.add_argument("--portal", help="only entries of this portal")
+    clear.add_argument("--dataset", help="only entries of this dataset")
+    clear.set_defaults(run=_run_cache_clear)
+
+
+def _run_cache_info(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from odsframe import cache
+
+    entries = cache.info()
+    print(f"cache folder: {cache.cache_dir()}")
+    if entries.empty:
+        print("no cached entries")
+        return 0
+    columns = [c for c in ("dataset", "portal", "rows", "bytes", "fetched_at") if c in entries]
+    with pd.option_context("display.width", 120):
+        print(entries[columns].to_string(index=False))
+    print(f"{len(entries)} entries, {int(entries['bytes'].sum()):,} bytes")
+    return 0
+
+
+def _run_cache_clear(args: argparse.Namespace) -> int:
+    from odsframe import cache
+
+    removed = cache.clear(portal=args.portal, dataset=args.dataset)
+    print(f"removed {removed} cached entr{'y' if removed == 1 else 'ies'}")
+    return 0
 
 
 # -- entry point ----------------------------------------------------------------------------
@@ -177,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(subparsers)
     _add_demo(subparsers)
+    _add_cache(subparsers)
     return parser
 
 

@@ -16,8 +16,10 @@ How a download goes:
    with ``where``. One aggregate request gives, for every candidate field (int, double, date,
    datetime, text), its distinct, non-null, min and max counts; the field that splits best
    is picked (fine-grained, few nulls, numbers and dates before text, ``id`` fields first).
-   Its range is bisected with ``limit=0`` counts (in parallel, level by level) until every
-   slice holds at most ``chunk_rows`` records; neighbouring small slices are merged back.
+   Its range is cut at evenly spread (rounded) values into about ``count / chunk_rows``
+   slices, each counted with ``limit=0`` (in parallel); slices still too large are cut
+   again (text: in halves) until every slice holds at most ``chunk_rows`` records, then
+   neighbouring small slices are merged back.
    Slices are half-open (``f >= a AND f < b``; the first and last are open-ended), so every
    non-null value is in exactly one slice; nulls get their own ``f IS NULL`` chunk. The
    counts of the chunks must add up to the server's count, else one export is used.
@@ -105,8 +107,12 @@ DOWNLOAD_FORMATS: dict[str, str] = {
     "json": ".json",
     "geojson": ".geojson",
 }
-#: Deepest bisection of one slice (enough for any double or a long text prefix).
+#: Deepest splitting of one slice (enough for any double or a long text prefix).
 _MAX_SPLIT_DEPTH = 64
+#: A slice is cut into pieces of about ``_FILL * chunk_rows`` records (if values are even),
+#: at most ``_MAX_PIECES`` at a time; pieces still too large are cut again.
+_FILL = 0.85
+_MAX_PIECES = 64
 #: Most fields compared in the one aggregate request that picks the chunk field.
 _MAX_PROBED_FIELDS = 12
 _SLICEABLE_TYPES = ("int", "double", "date", "datetime", "text")
@@ -403,6 +409,23 @@ def _double_between(low: float, high: float) -> float | None:
     return middle
 
 
+def _round_integer(value: int, tolerance: int, units: Sequence[int]) -> int:
+    """``value`` rounded down to the largest unit not above ``tolerance``."""
+    for unit in units:
+        if unit <= tolerance:
+            return value - value % unit
+    return value
+
+
+def _round_double(value: float, tolerance: float) -> float:
+    """``value`` with the fewest significant digits that keep it within ``tolerance``."""
+    for digits in range(1, 18):
+        rounded = float(f"{value:.{digits}g}")
+        if abs(rounded - value) <= tolerance:
+            return rounded
+    return value
+
+
 def _class_end(code: int) -> int:
     for first, end in _CHARACTER_CLASSES:
         if first <= code < end:
@@ -521,6 +544,25 @@ class _Domain:
             return _double_between(low, high)
         return _text_between(low, high)
 
+    def split(self, start: Any, stop: Any, pieces: int) -> list[Any]:
+        """Increasing values strictly inside ``(start, stop)`` cutting it into up to
+        ``pieces`` even parts, rounded when that costs little (text: one midpoint)."""
+        span = stop - start if self.kind != "text" else None
+        if pieces <= 2 or span is None or (self.kind == "double" and not math.isfinite(span)):
+            middle = self.between(start, stop)
+            return [] if middle is None else [middle]
+        units = {"int": _INT_UNITS, "date": (1,), "datetime": _DATETIME_UNITS}.get(self.kind)
+        points: list[Any] = []
+        for number in range(1, pieces):
+            if units is None:
+                point = _round_double(start + span * number / pieces, span / pieces / 4)
+            else:
+                point = start + span * number // pieces
+                point = _round_integer(point, span // pieces // 4, units)
+            if start < point < stop and (not points or point > points[-1]):
+                points.append(point)
+        return points
+
     def literal(self, value: Any) -> str:
         """The value as an ODSQL literal."""
         from odsframe.query.odsql import literal
@@ -617,24 +659,35 @@ def _rank(candidate: _Candidate, chunk_rows: int, total: int) -> tuple[Any, ...]
 # Requests with retries
 
 
-def _retrying(adapter: ExploreAdapter, call: Callable[[], T]) -> T:
-    """``call()`` again on transient failures the HTTP layer does not retry (a cut body)."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return call()
-        except (PortalConnectionError, ServerError, IncompleteResultError) as err:
-            if attempt >= CHUNK_ATTEMPTS:
-                raise
-            delay = adapter.http.retry.backoff_delay(attempt)
-            logger.info("%s; trying again in %.2f s", err, delay)
-            time.sleep(delay)
+@dataclass
+class _Calls:
+    """The adapter's requests, tried again on transient failures the HTTP layer does not
+    retry (a body cut short), up to ``attempts`` times."""
 
+    adapter: ExploreAdapter
+    attempts: int
 
-def _count(adapter: ExploreAdapter, query: Query, condition: str | None) -> int:
-    sliced = query.replace(where=[*query.where, condition]) if condition else query
-    return _retrying(adapter, lambda: adapter.count(sliced))
+    def retrying(self, call: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return call()
+            except (PortalConnectionError, ServerError, IncompleteResultError) as err:
+                if attempt >= self.attempts:
+                    raise
+                delay = self.adapter.http.retry.backoff_delay(attempt)
+                logger.info("%s; trying again in %.2f s", err, delay)
+                time.sleep(delay)
+
+    def count(self, query: Query, condition: str | None = None) -> int:
+        """Records matching ``query`` and ``condition``."""
+        sliced = query.replace(where=[*query.where, condition]) if condition else query
+        return self.retrying(lambda: self.adapter.count(sliced))
+
+    def first_record(self, query: Query) -> list[dict[str, Any]]:
+        """The first record (or aggregate row) of ``query``, as a list."""
+        return self.retrying(functools.partial(self.adapter.records_page, query, 1, 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,10 +696,11 @@ def _count(adapter: ExploreAdapter, query: Query, condition: str | None) -> int:
 
 @dataclass
 class _Plan:
-    chunks: list[tuple[str | None, int]]  # (where, expected)
+    chunks: list[tuple[str | None, int]]  # (where, expected), the IS NULL chunk last
     field_name: str | None = None
     field_type: str | None = None
     note: str = ""
+    null_chunk: bool = False
 
 
 def _single(expected: int, note: str) -> _Plan:
@@ -654,7 +708,7 @@ def _single(expected: int, note: str) -> _Plan:
 
 
 def _plan(
-    adapter: ExploreAdapter,
+    calls: _Calls,
     query: Query,
     fields: Sequence[Mapping[str, Any]],
     total: int,
@@ -683,26 +737,25 @@ def _plan(
         descending = lead.rstrip().upper().endswith(" DESC")
     if not candidates:
         return _single(rows, "no int, double, date, datetime or text field to slice on")
-    candidates = _probe(adapter, query, candidates[:_MAX_PROBED_FIELDS])
+    candidates = _probe(calls, query, candidates[:_MAX_PROBED_FIELDS])
     if not candidates:
         return _single(rows, "the portal could not describe the fields to slice on")
     candidates.sort(key=lambda c: _rank(c, chunk_rows, total), reverse=True)
     for candidate in candidates[:2]:
         try:
-            plan = _slice_on(adapter, query, candidate, total, chunk_rows, pool)
+            plan = _slice_on(calls, query, candidate, total, chunk_rows, pool)
         except QueryError as err:
             logger.info("cannot slice on %s: %s", candidate.name, err)
             continue
         if plan is not None:
-            if descending:
-                values = [c for c in plan.chunks if not c[0] or " IS NULL" not in c[0]]
-                nulls = [c for c in plan.chunks if c[0] and " IS NULL" in c[0]]
-                plan.chunks = values[::-1] + nulls
+            if descending:  # nulls sort last in both directions
+                cut = len(plan.chunks) - plan.null_chunk
+                plan.chunks = plan.chunks[:cut][::-1] + plan.chunks[cut:]
             return plan
     return _single(rows, "slicing on the candidate fields failed: one export")
 
 
-def _probe(adapter: ExploreAdapter, query: Query, candidates: list[_Candidate]) -> list[_Candidate]:
+def _probe(calls: _Calls, query: Query, candidates: list[_Candidate]) -> list[_Candidate]:
     """Distinct and non-null counts (and min/max of numbers and dates) in one request."""
     from odsframe.query.odsql import quote_field
 
@@ -721,7 +774,7 @@ def _probe(adapter: ExploreAdapter, query: Query, candidates: list[_Candidate]) 
     for with_distinct in (True, False):
         probe = query.replace(select=items(with_distinct), order_by=None, limit=None)
         try:
-            results = _retrying(adapter, functools.partial(adapter.records_page, probe, 1, 0))
+            results = calls.first_record(probe)
         except QueryError as err:
             logger.info("field probe refused (%s)", err)
             continue
@@ -748,9 +801,7 @@ def _probe(adapter: ExploreAdapter, query: Query, candidates: list[_Candidate]) 
     return usable
 
 
-def _text_extremes(
-    adapter: ExploreAdapter, query: Query, candidate: _Candidate
-) -> tuple[str, str] | None:
+def _text_extremes(calls: _Calls, query: Query, candidate: _Candidate) -> tuple[str, str] | None:
     from odsframe.query.odsql import quote_field
 
     quoted = quote_field(candidate.name)
@@ -762,7 +813,7 @@ def _text_extremes(
             order_by=f"{quoted} {direction}",
             limit=None,
         )
-        page = _retrying(adapter, functools.partial(adapter.records_page, probe, 1, 0))
+        page = calls.first_record(probe)
         if not page or not isinstance(page[0].get(candidate.name), str):
             return None
         ends.append(page[0][candidate.name])
@@ -770,7 +821,7 @@ def _text_extremes(
 
 
 def _slice_on(
-    adapter: ExploreAdapter,
+    calls: _Calls,
     query: Query,
     candidate: _Candidate,
     total: int,
@@ -784,7 +835,7 @@ def _slice_on(
     quoted = quote_field(candidate.name)
     non_null = candidate.non_null or 0
     if candidate.type == "text" and non_null:
-        extremes = _text_extremes(adapter, query, candidate)
+        extremes = _text_extremes(calls, query, candidate)
         if extremes is None:
             return None
         candidate.minimum, candidate.maximum = extremes
@@ -800,22 +851,26 @@ def _slice_on(
             )
         ]
         while todo:
-            halves: list[_Slice] = []
+            pieces: list[_Slice] = []
             for part in todo:
-                middle = None
+                points = []
                 if part.count > chunk_rows and part.depth < _MAX_SPLIT_DEPTH:
-                    middle = domain.between(part.start, part.stop)
-                if middle is None:
+                    wanted = math.ceil(part.count / (chunk_rows * _FILL))
+                    points = domain.split(part.start, part.stop, min(wanted, _MAX_PIECES))
+                if not points:
                     slices.append(part)
                     continue
-                depth = part.depth + 1
-                halves.append(_Slice(part.low, middle, part.start, middle, depth=depth))
-                halves.append(_Slice(middle, part.high, middle, part.stop, depth=depth))
-            conditions = [_slice_condition(quoted, domain, s.low, s.high) for s in halves]
-            counts = pool.map(lambda c: _count(adapter, query, c), conditions)
-            for part, count in zip(halves, counts):
+                starts, stops = [part.start, *points], [*points, part.stop]
+                lows, highs = [part.low, *points], [*points, part.high]
+                pieces += [
+                    _Slice(low, high, first, end, depth=part.depth + 1)
+                    for low, high, first, end in zip(lows, highs, starts, stops)
+                ]
+            conditions = [_slice_condition(quoted, domain, s.low, s.high) for s in pieces]
+            counts = pool.map(functools.partial(calls.count, query), conditions)
+            for part, count in zip(pieces, counts):
                 part.count = count
-            todo = halves
+            todo = pieces
     slices.sort(key=lambda s: s.start)
     merged: list[_Slice] = []
     for part in slices:
@@ -829,7 +884,7 @@ def _slice_on(
     ]
     if non_null < total:
         null_condition = f"{quoted} IS NULL"
-        chunks.append((null_condition, _count(adapter, query, null_condition)))
+        chunks.append((null_condition, calls.count(query, null_condition)))
     counted = sum(expected for _, expected in chunks)
     if counted != total:
         logger.warning(
@@ -843,7 +898,7 @@ def _slice_on(
     note = f"{len(chunks)} slices of {candidate.name} ({candidate.type})"
     if largest > chunk_rows:
         note += f"; one holds {largest} records (values too coarse to split further)"
-    return _Plan(chunks, candidate.name, candidate.type, note)
+    return _Plan(chunks, candidate.name, candidate.type, note, null_chunk=non_null < total)
 
 
 # --------------------------------------------------------------------------------------------
@@ -918,9 +973,8 @@ def _csv_rows(path: Path) -> int:
         head = handle.readline().decode("utf-8-sig")
     if not head.strip():
         return 0
-    delimiter = ";" if ";" in head or not ("," in head or "\t" in head) else None
-    if delimiter is None:
-        delimiter = "," if "," in head else "\t"
+    # ";" is the ODS default; "," or a tab only when the header has no ";".
+    delimiter = next((sep for sep in (";", ",", "\t") if sep in head), ";")
     first = next(csv.reader([head], delimiter=delimiter))[0]
     reader = pacsv.open_csv(
         path,
@@ -1084,7 +1138,8 @@ def download_parts(
     metadata
         The dataset's metadata when the caller has it (saves one request).
     attempts
-        Tries per chunk before giving up.
+        Tries per chunk, and per planning request whose answer is cut short, before giving
+        up (the HTTP layer retries failed connections and 429/5xx answers on its own).
 
     Returns
     -------
@@ -1115,14 +1170,15 @@ def download_parts(
     _remove_temporaries(folder)
     workers = min(workers, MAX_WORKERS)
     portal = scrub_url(adapter.base_url)
+    calls = _Calls(adapter, attempts)
 
     if metadata is None:
-        metadata = _retrying(adapter, lambda: adapter.dataset_metadata(query.dataset))
+        metadata = calls.retrying(lambda: adapter.dataset_metadata(query.dataset))
     metas = _metas(metadata)
     data_processed = metas.get("data_processed")
     records_count = metas.get("records_count")
     fields = [item for item in metadata.get("fields") or [] if isinstance(item, Mapping)]
-    total = _count(adapter, query, None)
+    total = calls.count(query)
 
     manifest = _existing_manifest(folder)
     if manifest is not None:
@@ -1162,7 +1218,7 @@ def download_parts(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="odsframe-download") as pool:
         if manifest is None:
             manifest = _new_manifest(
-                adapter, query, folder, fmt, fields, total, chunk_rows, pool, portal, metas
+                calls, query, folder, fmt, fields, total, chunk_rows, pool, portal, metas
             )
             manifest.write()
         else:
@@ -1182,7 +1238,7 @@ def download_parts(
 
 
 def _new_manifest(
-    adapter: ExploreAdapter,
+    calls: _Calls,
     query: Query,
     folder: Path,
     fmt: str,
@@ -1193,13 +1249,14 @@ def _new_manifest(
     portal: str,
     metas: Mapping[str, Any],
 ) -> Manifest:
-    formats = _retrying(adapter, lambda: adapter.export_formats(query.dataset))
+    adapter = calls.adapter
+    formats = calls.retrying(lambda: adapter.export_formats(query.dataset))
     if fmt not in {name.lower() for name in formats}:
         raise InvalidQueryArgument(
             f"format: dataset {query.dataset!r} has no {fmt} export (it lists "
             f"{', '.join(formats) or 'none'})"
         )
-    plan = _plan(adapter, query, fields, total, chunk_rows, pool)
+    plan = _plan(calls, query, fields, total, chunk_rows, pool)
     logger.info("download of %s: %s", query.dataset, plan.note)
     now = _now()
     return Manifest(
@@ -1300,8 +1357,9 @@ def download(
         The dataset id.
     path
         The download folder; ``manifest.json`` there describes it. Running the same download
-        into the same folder again fetches only what is missing, or starts over (with a
-        :class:`DatasetChangedWarning`) when the dataset changed.
+        into the same folder again fetches only what is missing (along the chunks planned
+        the first time), or starts over (with a :class:`DatasetChangedWarning`) when the
+        dataset changed.
     where, select, refine, exclude, order_by, timezone, lang
         The query, as for :func:`~odsframe.read_ods`.
     format

@@ -351,6 +351,7 @@ def _plan(
     metadata: Mapping[str, Any],
     *,
     records_threshold: int,
+    preferred_formats: Sequence[str] = DEFAULT_PREFERRED_FORMATS,
     made: list[str] | None = None,
 ) -> Plan:
     """Count, list the export formats when the route depends on them, and plan the read."""
@@ -368,6 +369,7 @@ def _plan(
         export_formats=formats,
         fields=fields,
         records_threshold=records_threshold,
+        preferred_formats=preferred_formats,
     )
 
 
@@ -480,13 +482,20 @@ def _fetch(
     progress: ProgressArg,
     read_id: str,
     records_threshold: int,
+    preferred_formats: Sequence[str],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read ``query`` from the portal: the typed frame and the provenance for the cache."""
     if metadata is None:
         metadata = adapter.dataset_metadata(query.dataset)
     specs = fields_from_metadata(metadata)
     query = _with_geo_field(query, specs, geometry)
-    plan = _plan(adapter, query, metadata, records_threshold=records_threshold)
+    plan = _plan(
+        adapter,
+        query,
+        metadata,
+        records_threshold=records_threshold,
+        preferred_formats=preferred_formats,
+    )
     fetched_at = datetime.now(UTC)
     logger.info("reading %s: %s", query.dataset, plan.reason)
     if plan.route == "records":
@@ -571,11 +580,15 @@ def read_with(
     cache_mode: bool | str = True,
     max_age: timedelta | float | None = None,
     records_threshold: int = DEFAULT_RECORDS_THRESHOLD,
+    preferred_formats: Sequence[str] = DEFAULT_PREFERRED_FORMATS,
 ) -> pd.DataFrame:
     """:func:`read_ods` on an open adapter (used by :class:`~odsframe.portal.Portal`).
 
     ``api_key`` is the key the adapter sends (it keeps cache entries of different
     credentials apart); ``session`` is remembered for ``df.ods.refresh()``.
+    ``records_threshold`` (most rows read through /records pages) and
+    ``preferred_formats`` (export formats, best first) tune the plan; both shape only how
+    the frame is fetched, not what it holds, so they are not part of the cache key.
     """
     _check_geometry(geometry)
     _check_labels(labels)
@@ -637,6 +650,7 @@ def read_with(
         progress=progress,
         read_id=read_id,
         records_threshold=records_threshold,
+        preferred_formats=preferred_formats,
     )
     if key is not None:
         _store(key, frame, provenance)
@@ -1065,7 +1079,10 @@ def _catalog_frame(rows: list[dict[str, Any]], timezone: str | None) -> pd.DataF
         elif name in _CATALOG_DATETIMES:
             stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce")
             columns[name] = stamps.dt.tz_convert(timezone or "UTC").dt.as_unit("us")
-        elif name in ("geo", "has_records"):
+        elif name in ("geo", "has_records") or (
+            any(isinstance(v, bool) for v in values)
+            and all(v is None or isinstance(v, bool) for v in values)
+        ):
             columns[name] = pd.array(
                 [v if isinstance(v, bool) else None for v in values], dtype="boolean"
             )

@@ -18,10 +18,11 @@ Formats (v2.1 ``/exports/{format}``, ods-api.md sections 4.1 and 6.3, fixtures R
 ``jsonl``
     The same records, one per line (``\\n`` after each).
 ``geojson``
-    A compact ``FeatureCollection``. The feature geometry is the first geo_shape column,
-    else the first geo_point_2d column (a ``Point``); that column leaves the properties,
-    which hold every other value as in ``json`` (ISO datetimes). ``epsg`` reprojects the
-    geometry.
+    A compact ``FeatureCollection`` with ``\\uXXXX`` escapes. The feature geometry is the
+    first geo_shape column, which then leaves the properties, else the first geo_point_2d
+    column (a ``Point``, also kept in the properties as ``{"lon", "lat"}``, as in a real
+    export); the properties hold the values as in ``json`` (ISO datetimes). ``epsg``
+    reprojects the geometry.
 ``csv``
     ``delimiter`` (``;``), a UTF-8 BOM unless ``with_bom=false``, CRLF line ends, RFC 4180
     quoting (only cells holding the delimiter, a quote or a line break, or every text cell
@@ -74,7 +75,9 @@ from odsframe.testing.model import OutputColumn
 from odsframe.testing.serialize import SerializeContext, value_converter
 
 #: Rows per Arrow batch asked from DuckDB.
-BATCH_ROWS = 65_536
+BATCH_ROWS = 16_384
+#: Rows per Parquet row group (several batches).
+PARQUET_ROW_GROUP_ROWS = 65_536
 #: Size of the chunks a file-backed export (xlsx, fgb) is streamed in.
 FILE_CHUNK_BYTES = 1 << 20
 #: gzip level of ``compressed=true`` exports.
@@ -620,7 +623,8 @@ def _geojson_plan(
 ) -> PreparedExport:
     style = V1_SPACED if options.legacy else COMPACT
     geometry = geometry_column(columns)
-    properties = [c for c in columns if c is not geometry]
+    # A shape becomes the geometry and leaves the properties; a point stays in them too.
+    properties = [c for c in columns if c is not geometry or c.type != "geo_shape"]
     parts = _record_parts(properties, style, options)
     if geometry is not None:
         parts.append(_geometry_part(geometry, style, options))
@@ -1179,14 +1183,20 @@ def _parquet_plan(
                 schema,
                 compression=options.parquet_compression,
             )
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
             try:
                 for batch in batches:
                     if batch.num_rows == 0:
                         continue
-                    writer.write_batch(_typed_batch(batch, typed).cast(schema))
-                    data = sink.drain()
-                    if data:
-                        yield data
+                    pending.append(_typed_batch(batch, typed).cast(schema))
+                    pending_rows += batch.num_rows
+                    if pending_rows >= PARQUET_ROW_GROUP_ROWS:
+                        writer.write_table(pa.Table.from_batches(pending, schema), pending_rows)
+                        pending, pending_rows = [], 0
+                        yield sink.drain()
+                if pending:
+                    writer.write_table(pa.Table.from_batches(pending, schema), pending_rows)
             finally:
                 writer.close()
             yield sink.drain()

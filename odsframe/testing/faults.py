@@ -123,16 +123,18 @@ class Trigger:
         mode, sep, number = text.partition(":")
         try:
             if not sep:
-                return cls(probability=float(text))
-            if mode.strip() == "every":
-                return cls(every=int(number))
-            if mode.strip() == "first":
-                return cls(first=int(number))
+                probability = float(text)
+            elif mode.strip() in ("every", "first"):
+                count = int(number)
+            else:
+                raise ValueError(mode)
         except ValueError:
-            pass
-        raise FaultSpecError(
-            f"{text!r} is not a trigger: use a probability (0.2), every:K or first:N"
-        )
+            raise FaultSpecError(
+                f"{text!r} is not a trigger: use a probability (0.2), every:K or first:N"
+            ) from None
+        if not sep:
+            return cls(probability=probability)
+        return cls(every=count) if mode.strip() == "every" else cls(first=count)
 
     def fires(self, number: int, rng: random.Random) -> bool:
         """Whether the ``number``-th (1-based) matching request gets the fault."""

@@ -34,6 +34,7 @@ and the rare ones too close to call get Lucene's own sloppy haversine.
 
 from __future__ import annotations
 
+import heapq
 import math
 import struct
 from dataclasses import dataclass
@@ -453,6 +454,14 @@ _LIST_SLACK = 0.25
 #: Buckets whose 3x3 grid neighbourhood holds at most this many buckets get their candidate
 #: list computed in one vectorised pass; denser heads gather theirs when they come up.
 _SPARSE_NEIGHBOURHOOD = 48
+#: Geohash cells walked around a moving centroid are about this fraction of the radius wide,
+#: and the set of open cells is widened each time the centroid moves this fraction of it.
+_WALK_CELL = 0.5
+_WALK_MARGIN = 0.25
+#: A walk that would open more cells than this (poles, huge radii) uses vectorised gathers.
+_WALK_MAX_CELLS = 400
+#: Below this many buckets the quadratic merge pass is the fastest.
+_NAIVE_BUCKETS = 48
 #: Latitudes up to which a grid cell is as wide as the longest merge distance needs.
 _GRID_LATITUDES = (0.0, 15.0, 30.0, 45.0, 55.0, 65.0, 72.0)
 
@@ -599,6 +608,19 @@ class _Grid:
         return lo, hi, wraps
 
 
+class _TooManyCells(Exception):
+    """A cell walk would open too many cells; the caller falls back to vectorised gathers."""
+
+
+def _walk_cell_bits(level: int, radius_m: float) -> int:
+    """Prefix length (bits) whose cells are about ``_WALK_CELL * radius`` wide in longitude."""
+    target = math.degrees(_WALK_CELL * radius_m / EARTH_MEAN_RADIUS)
+    bits = 5 * level
+    while bits > 2 and 360.0 / (1 << ((bits + 1) // 2)) < target:
+        bits -= 1
+    return bits
+
+
 def _ragged_expand(
     owner: NDArray[np.int64], lo: NDArray[np.int64], hi: NDArray[np.int64]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -612,14 +634,87 @@ def _ragged_expand(
     return owners, np.arange(total, dtype=np.int64) + offsets
 
 
-def _merge_buckets(
+def _compact_bits(values: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """Inverse of :func:`_spread_bits`: the even bits of each value, packed into 32 bits."""
+    compact = values & np.uint64(0x5555555555555555)
+    for shift, mask in (
+        (1, 0x3333333333333333),
+        (2, 0x0F0F0F0F0F0F0F0F),
+        (4, 0x00FF00FF00FF00FF),
+        (8, 0x0000FFFF0000FFFF),
+        (16, 0x00000000FFFFFFFF),
+    ):
+        compact = (compact | (compact >> np.uint64(shift))) & np.uint64(mask)
+    return compact
+
+
+class _PrefixCells:
+    """Geohash cells of ``bits`` leading key bits: each is a contiguous range of scan positions.
+
+    Cell ``(x, y)`` (longitude and latitude index) holds positions ``start:end``; the scan
+    visits a cell's buckets in one run, so walking the cells near a centroid in order of
+    ``start`` walks the candidates in scan order.
+    """
+
+    def __init__(self, keys: NDArray[np.int64], level: int, bits: int) -> None:
+        self.lon_bits = (bits + 1) // 2
+        self.lat_bits = bits // 2
+        self.n_x = 1 << self.lon_bits
+        self.n_y = 1 << self.lat_bits
+        self.lon_width = 360.0 / self.n_x
+        self.lat_height = 180.0 / self.n_y
+        interleaved = (keys.view(np.uint64) >> np.uint64(4)) << np.uint64(64 - 5 * level)
+        x = _compact_bits(interleaved >> np.uint64(1)) >> np.uint64(32 - self.lon_bits)
+        y = _compact_bits(interleaved) >> np.uint64(32 - self.lat_bits)
+        cell = (y * np.uint64(self.n_x) + x).astype(np.int64)
+        first = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+        self.index = dict(zip(cell[first].tolist(), range(first.size)))
+        self.start = first.tolist()
+        self.end = np.r_[first[1:], cell.size].tolist()
+
+
+def _merge_naive(
     lat: NDArray[np.float64], lon: NDArray[np.float64], count: NDArray[np.int64], radius_m: float
+) -> NDArray[np.int64]:
+    """The plugin's merge pass verbatim, quadratic (small inputs and levels above 12)."""
+    m = lat.size
+    head_of = np.arange(m, dtype=np.int64)
+    visited = [False] * m
+    lat_l, lon_l, count_l = lat.tolist(), lon.tolist(), count.tolist()
+    for h in range(m):
+        if visited[h]:
+            continue
+        visited[h] = True
+        c_lat, c_lon, weight = lat_l[h], lon_l[h], count_l[h]
+        for j in range(h + 1, m):
+            if visited[j]:
+                continue
+            j_lat, j_lon = lat_l[j], lon_l[j]
+            merge_distance = radius_m * math.cos(((c_lat + j_lat) / 2) * _DEG)
+            if _sloppy_arc_distance(c_lat, c_lon, j_lat, j_lon) <= merge_distance:
+                visited[j] = True
+                head_of[j] = h
+                w = count_l[j]
+                total = weight + w
+                c_lat = (c_lat * weight + j_lat * w) / total
+                c_lon = (c_lon * weight + j_lon * w) / total
+                weight = total
+    return head_of
+
+
+def _merge_buckets(
+    keys: NDArray[np.int64],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    count: NDArray[np.int64],
+    radius_m: float,
+    level: int,
 ) -> NDArray[np.int64]:
     """The plugin's merge pass over buckets in scan order: the head position of each bucket."""
     m = lat.size
+    if level > 12 or m <= _NAIVE_BUCKETS:
+        return _merge_naive(lat, lon, count, radius_m)
     head_of = np.arange(m, dtype=np.int64)
-    if m <= 1:
-        return head_of
     r = radius_m
     band = _SLOPPY_ERROR_M + _SLOPPY_ERROR_REL * 2 * r
     # a centroid drift d moves distances by d and merge distances by r * d / (2 R)
@@ -662,7 +757,7 @@ def _merge_buckets(
     block_size = (hi3 - lo3).sum(axis=1)
     listed = ~alone & ~general & (block_size[cell] <= _SPARSE_NEIGHBOURHOOD)
 
-    # list_start: -1 = gather on demand, otherwise pair_j[list_start:list_end] (alone: empty)
+    # list_start: -1 = no list, otherwise pair_j[list_start:list_end] (alone: empty)
     list_start = np.where(alone, 0, -1)
     list_end = np.zeros(m, dtype=np.int64)
     pair_j: list[int] = []
@@ -686,9 +781,19 @@ def _merge_buckets(
         list_start[owners] = ends - per_owner
         list_end[owners] = ends
 
+    # ---- geohash prefix cells for walking the neighbourhood of a moving centroid -----------
+    cells = _PrefixCells(keys, level, _walk_cell_bits(level, r))
+    cell_index = cells.index
+    cell_start = cells.start
+    cell_end = cells.end
+    n_x, n_y = cells.n_x, cells.n_y
+    lon_width, lat_height = cells.lon_width, cells.lat_height
+    walk_margin_scale = _WALK_MARGIN * r
+
     # ---- the sequential scan, over the buckets that may absorb something -------------------
     visited = bytearray(m)
     visited_np = np.frombuffer(visited, dtype=np.bool_)
+    find_unvisited = visited.find
     lat_l = lat.tolist()
     lon_l = lon.tolist()
     count_l = count.tolist()
@@ -701,61 +806,170 @@ def _merge_buckets(
     allowance_l = allowance_np.tolist()
     absorbed: list[int] = []
     absorbed_by: list[int] = []
-    keys = grid.keys
-    starts = grid.start
-    sin, cos, asin, sqrt = math.sin, math.cos, math.asin, math.sqrt
+    sin, cos, sqrt = math.sin, math.cos, math.sqrt
     deg, half_deg = _DEG, _DEG * 0.5
     inv_earth = 1 / EARTH_MEAN_RADIUS
     earth = EARTH_MEAN_RADIUS
     band_rad = band * inv_earth
+    heappush, heappop = heapq.heappush, heapq.heappop
 
-    def gather(c_lat: float, c_lon: float, after: int) -> tuple[list[int], float]:
-        """Unvisited buckets after ``after`` that may merge while the centroid stays within
-        the returned allowance of ``(c_lat, c_lon)``, in scan order."""
-        limit = list_slack(c_lat)
-        beyond = limit + band
-        spans = grid.key_ranges(
-            c_lat, c_lon, _lat_reach_deg(r + beyond), _lon_reach_deg(c_lat, r, beyond)
-        )
-        bounds = np.searchsorted(keys, np.array(spans, dtype=np.int64).ravel())
-        pieces = [members[starts[a] : starts[b]] for a, b in zip(bounds[0::2], bounds[1::2]) if b > a]
-        allowance = (limit - band) / drift_factor
-        if not pieces:
-            return [], allowance
-        found = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-        found = found[found > after]
-        found = found[~visited_np[found]]
-        if found.size == 0:
-            return [], allowance
-        slack = _haversine_np(c_lat, c_lon, lat[found], lon[found]) - _merge_distance_np(
-            c_lat, lat[found], r
-        )
-        found = np.sort(found[slack <= limit])
-        return found.tolist(), allowance
+    def walk(h: int, c_lat: float, c_lon: float, weight: int, after: int) -> None:
+        """Finish head ``h``'s scan after position ``after`` over the prefix cells near the
+        centroid, opening cells as the centroid moves."""
+        cos_c = cos(c_lat * deg)
+        cx = cos_c * cos(c_lon * deg)
+        cy = cos_c * sin(c_lon * deg)
+        cz = sin(c_lat * deg)
+        opened: set[int] = set()
+        queue: list[tuple[int, int, int, int]] = []
+
+        def open_cells(b_lat: float, b_lon: float) -> tuple[int, int, int, int, float]:
+            margin = walk_margin_scale * cos(b_lat * deg) + band
+            beyond = band + margin * drift_factor
+            lat_reach = _lat_reach_deg(r + beyond)
+            lon_reach = _lon_reach_deg(b_lat, r, beyond)
+            y_lo = max(0, int((b_lat - lat_reach + 90.0) // lat_height))
+            y_hi = min(n_y - 1, int((b_lat + lat_reach + 90.0) // lat_height))
+            x_lo = int((b_lon - lon_reach + 180.0) // lon_width)
+            x_hi = int((b_lon + lon_reach + 180.0) // lon_width)
+            if lon_reach >= 180.0 or x_hi - x_lo + 1 >= n_x:
+                x_lo, x_hi = 0, n_x - 1
+            if (x_hi - x_lo + 1) * (y_hi - y_lo + 1) > _WALK_MAX_CELLS:
+                raise _TooManyCells
+            for y in range(y_lo, y_hi + 1):
+                row = y * n_x
+                for x in range(x_lo, x_hi + 1):
+                    key = row + (x % n_x)
+                    if key in opened:
+                        continue
+                    opened.add(key)
+                    k = cell_index.get(key)
+                    if k is not None and cell_end[k] - 1 > after:
+                        heappush(queue, (cell_start[k], cell_end[k], x % n_x, y))
+            return x_lo % n_x, x_hi - x_lo, y_lo, y_hi, margin
+
+        b_x, b_y, b_z = cx, cy, cz
+        x_lo, x_span, y_lo, y_hi, margin = open_cells(c_lat, c_lon)
+        while queue:
+            start, end, x, y = heappop(queue)
+            if not (y_lo <= y <= y_hi and (x - x_lo) % n_x <= x_span):
+                continue  # the centroid moved away: nothing there is within reach
+            p = start if start > after else after + 1
+            while True:
+                p = find_unvisited(0, p, end)
+                if p < 0:
+                    break
+                dx = px_l[p] - cx
+                dy = py_l[p] - cy
+                dz = pz_l[p] - cz
+                chord2 = dx * dx + dy * dy + dz * dz
+                p_lat = lat_l[p]
+                t = r * cos((c_lat + p_lat) * half_deg) * inv_earth
+                outer = t + band_rad
+                if chord2 > outer * outer:
+                    p += 1
+                    continue
+                inner = t - band_rad
+                if inner <= 0 or t > 2.5 or chord2 > inner * inner * (1 - t * t / 12):
+                    merge_distance = r * cos(((c_lat + p_lat) / 2) * deg)
+                    if _sloppy_arc_distance(c_lat, c_lon, p_lat, lon_l[p]) > merge_distance:
+                        p += 1
+                        continue
+                visited[p] = 1
+                absorbed.append(p)
+                absorbed_by.append(h)
+                w = count_l[p]
+                total = weight + w
+                c_lat = (c_lat * weight + p_lat * w) / total
+                c_lon = (c_lon * weight + lon_l[p] * w) / total
+                weight = total
+                cos_c = cos(c_lat * deg)
+                cx = cos_c * cos(c_lon * deg)
+                cy = cos_c * sin(c_lon * deg)
+                cz = sin(c_lat * deg)
+                dx = cx - b_x
+                dy = cy - b_y
+                dz = cz - b_z
+                chord2 = dx * dx + dy * dy + dz * dz
+                if earth * sqrt(chord2) * (1 + 0.25 * chord2) * (1 + 1e-12) > margin:
+                    after = p
+                    b_x, b_y, b_z = cx, cy, cz
+                    x_lo, x_span, y_lo, y_hi, margin = open_cells(c_lat, c_lon)
+                    if not (y_lo <= y <= y_hi and (x - x_lo) % n_x <= x_span):
+                        break
+                p += 1
+            after = max(after, end - 1)
+
+    def scan_gathered(h: int, c_lat: float, c_lon: float, weight: int, after: int) -> None:
+        """Finish head ``h``'s scan with vectorised gathers (any latitude, any radius)."""
+        while True:
+            limit = list_slack(c_lat)
+            beyond = limit + band
+            spans = grid.key_ranges(
+                c_lat, c_lon, _lat_reach_deg(r + beyond), _lon_reach_deg(c_lat, r, beyond)
+            )
+            bounds = np.searchsorted(grid.keys, np.array(spans, dtype=np.int64).ravel())
+            found = np.concatenate(
+                [members[grid.start[a] : grid.start[b]] for a, b in zip(bounds[0::2], bounds[1::2])]
+                + [np.empty(0, np.int64)]
+            )
+            found = found[(found > after) & ~visited_np[found]]
+            slack = _haversine_np(c_lat, c_lon, lat[found], lon[found]) - _merge_distance_np(
+                c_lat, lat[found], r
+            )
+            candidates = np.sort(found[slack <= limit]).tolist()
+            allowance = (limit - band) / drift_factor
+            ref_lat, ref_lon = c_lat, c_lon
+            moved = False
+            for j in candidates:
+                if visited[j]:
+                    continue
+                j_lat, j_lon = lat_l[j], lon_l[j]
+                merge_distance = r * cos(((c_lat + j_lat) / 2) * deg)
+                if _sloppy_arc_distance(c_lat, c_lon, j_lat, j_lon) > merge_distance:
+                    continue
+                visited[j] = 1
+                absorbed.append(j)
+                absorbed_by.append(h)
+                w = count_l[j]
+                total = weight + w
+                c_lat = (c_lat * weight + j_lat * w) / total
+                c_lon = (c_lon * weight + j_lon * w) / total
+                weight = total
+                if _haversine_np(ref_lat, ref_lon, np.array([c_lat]), np.array([c_lon]))[0] > allowance:
+                    after = j
+                    moved = True
+                    break
+            if not moved:
+                return
+
+    def finish(h: int, c_lat: float, c_lon: float, weight: int, after: int) -> None:
+        try:
+            walk(h, c_lat, c_lon, weight, after)
+        except _TooManyCells:
+            # the walk gives up before changing anything, so the scan restarts cleanly
+            scan_gathered(h, c_lat, c_lon, weight, after)
 
     for h in np.flatnonzero(~alone).tolist():
         if visited[h]:
             continue
         visited[h] = 1
         a = start_l[h]
-        if a >= 0:
-            b = end_l[h]
-            if a == b:
-                continue
-            candidates = pair_j[a:b]
-            candidates.sort()
-            allowance = allowance_l[h]
-        else:
-            candidates, allowance = gather(lat_l[h], lon_l[h], h)
-            if not candidates:
-                continue
+        if a < 0:
+            finish(h, lat_l[h], lon_l[h], count_l[h], h)
+            continue
+        b = end_l[h]
+        if a == b:
+            continue
+        candidates = pair_j[a:b]
+        candidates.sort()
+        allowance = allowance_l[h]
         c_lat = lat_l[h]
         c_lon = lon_l[h]
         cx = ref_x = px_l[h]
         cy = ref_y = py_l[h]
         cz = ref_z = pz_l[h]
         weight = count_l[h]
-        after = h
         while candidates:
             switched = False
             for j in candidates:
@@ -773,9 +987,8 @@ def _merge_buckets(
                 inner = t - band_rad
                 # chord = 2 sin(arc / 2) >= arc (1 - arc**2 / 24): a chord this short is in
                 if inner <= 0 or t > 2.5 or chord2 > inner * inner * (1 - t * t / 12):
-                    j_lon = lon_l[j]
                     merge_distance = r * cos(((c_lat + j_lat) / 2) * deg)
-                    if _sloppy_arc_distance(c_lat, c_lon, j_lat, j_lon) > merge_distance:
+                    if _sloppy_arc_distance(c_lat, c_lon, j_lat, lon_l[j]) > merge_distance:
                         continue
                 visited[j] = 1
                 absorbed.append(j)
@@ -797,22 +1010,23 @@ def _merge_buckets(
                 if earth * sqrt(chord2) * (1 + 0.25 * chord2) * (1 + 1e-12) <= allowance:
                     continue
                 # the list may now miss candidates: take the list of the bucket just merged
-                # if the centroid is close enough to it, else gather around the centroid
-                after = j
+                # if the centroid is close enough to it, else walk the cells around it
                 a = start_l[j]
                 dx = cx - px_l[j]
                 dy = cy - py_l[j]
                 dz = cz - pz_l[j]
                 chord2 = dx * dx + dy * dy + dz * dz
-                if a >= 0 and earth * sqrt(chord2) * (1 + 0.25 * chord2) * (1 + 1e-12) <= allowance_l[j]:
+                if a >= 0 and earth * sqrt(chord2) * (1 + 0.25 * chord2) * (
+                    1 + 1e-12
+                ) <= allowance_l[j]:
                     candidates = pair_j[a : end_l[j]]
                     candidates.sort()
                     allowance = allowance_l[j]
                     ref_x, ref_y, ref_z = px_l[j], py_l[j], pz_l[j]
+                    switched = True
                 else:
-                    candidates, allowance = gather(c_lat, c_lon, j)
-                    ref_x, ref_y, ref_z = cx, cy, cz
-                switched = True
+                    finish(h, c_lat, c_lon, weight, j)
+                    candidates = []
                 break
             if not switched:
                 break
@@ -841,7 +1055,8 @@ def cluster_points(
     if lat_arr.size == 0:
         return np.empty(0, dtype=np.int64)
     radius_m = radius_metres(zoom, radius_px)
-    keys = geohash_long_encode(lon_arr, lat_arr, geohash_levels_for_precision(radius_m))
+    level = geohash_levels_for_precision(radius_m)
+    keys = geohash_long_encode(lon_arr, lat_arr, level)
     unique_keys, bucket_of_point = np.unique(keys, return_inverse=True)
     m = unique_keys.size
     # scan order is descending signed key: position = m - 1 - ascending index
@@ -849,7 +1064,7 @@ def cluster_points(
     count = np.bincount(bucket_of_point, minlength=m)
     bucket_lat = np.bincount(bucket_of_point, weights=lat_arr, minlength=m) / count
     bucket_lon = np.bincount(bucket_of_point, weights=lon_arr, minlength=m) / count
-    head_of = _merge_buckets(bucket_lat, bucket_lon, count, radius_m)
+    head_of = _merge_buckets(unique_keys[::-1], bucket_lat, bucket_lon, count, radius_m, level)
     is_head = head_of == np.arange(m)
     label_of_head = np.cumsum(is_head) - 1
     result: NDArray[np.int64] = label_of_head[head_of][bucket_of_point]

@@ -1109,7 +1109,11 @@ def create_app(
     """
     counter = CallCounter(quota, clock)
     routes: list[BaseRoute] = [Route("/", home, methods=["GET"])]
-    for api_route in [*v21_routes(), *extra_routes]:
+    from odsframe.testing.routes_exports import export_routes  # imports this module
+    from odsframe.testing.routes_v1 import v1_routes  # imports this module
+    from odsframe.testing.routes_v20 import v20_routes  # imports this module
+
+    for api_route in [*v21_routes(), *export_routes(), *v20_routes(), *v1_routes(), *extra_routes]:
         routes.extend(api_route.routes())
     app = Starlette(
         routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=_lifespan

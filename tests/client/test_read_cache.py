@@ -54,6 +54,11 @@ def assert_same_frame(left: pd.DataFrame, right: pd.DataFrame) -> None:
     assert without_volatile(left.attrs) == without_volatile(right.attrs)
 
 
+def status(frame: pd.DataFrame) -> str:
+    """How the read was served: ``fetched``, ``hit`` or ``stale``."""
+    return str(frame.attrs["ods"]["cache"])
+
+
 def metadata_url(portal: LocalPortal, dataset: str) -> str:
     return f"{portal.url}/api/explore/v2.1/catalog/datasets/{dataset}"
 
@@ -88,9 +93,7 @@ def test_geometry_and_labels_are_part_of_the_key(sample_portal: LocalPortal) -> 
     assert labelled.attrs["ods"]["cache"] == points.attrs["ods"]["cache"] == "fetched"
     assert "Code station" in labelled.columns and "stationcode" in plain.columns
     assert points.geometry.name == "coordonnees_geo"
-    assert odsframe.read_ods(sample_portal.url, STATIONS, limit=5, labels=True).attrs["ods"][
-        "cache"
-    ] == ("hit")
+    assert status(odsframe.read_ods(sample_portal.url, STATIONS, limit=5, labels=True)) == "hit"
 
 
 def test_cache_off_writes_nothing(sample_portal: LocalPortal, isolated_cache: Path) -> None:
@@ -111,12 +114,8 @@ def test_refresh_fetches_and_updates_the_entry(sample_portal: LocalPortal) -> No
 
 def test_max_age(sample_portal: LocalPortal) -> None:
     odsframe.read_ods(sample_portal.url, TREES, limit=3)
-    assert odsframe.read_ods(sample_portal.url, TREES, limit=3, max_age=3600).attrs["ods"][
-        "cache"
-    ] == ("hit")
-    assert odsframe.read_ods(sample_portal.url, TREES, limit=3, max_age=0).attrs["ods"][
-        "cache"
-    ] == ("fetched")
+    assert status(odsframe.read_ods(sample_portal.url, TREES, limit=3, max_age=3600)) == "hit"
+    assert status(odsframe.read_ods(sample_portal.url, TREES, limit=3, max_age=0)) == "fetched"
 
 
 def test_a_changed_dataset_is_read_again(tmp_path: Path) -> None:
