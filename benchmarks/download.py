@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/download.py [--records N] [--memory-records M]
 [--chunk-rows R] [--workers 1 2 4]`` (defaults: 1 000 000 records timed with 1, 2 and 4
-workers; peak memory while downloading 5 000 000 records with 4 workers; 100 000 records per
-chunk).
+workers, after one plain streamed export of everything as the baseline; peak memory while
+downloading 5 000 000 records with 4 workers; 100 000 records per chunk).
 
 The portal runs in its own process (``odsframe serve --sample --records N --port 0``), and
 each download runs in a child process of its own, whose resident memory is sampled from
@@ -34,15 +34,27 @@ from odsframe.download import download
 
 url, folder, chunk_rows, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 start = time.perf_counter()
-manifest = download(url, "sample-events", folder, chunk_rows=chunk_rows, workers=workers,
-                    progress=False)
-print(json.dumps({
-    "seconds": time.perf_counter() - start,
-    "rows": manifest.rows,
-    "bytes": sum(chunk.bytes or 0 for chunk in manifest.chunks),
-    "chunks": len(manifest.chunks),
-    "field": manifest.chunk_field,
-}))
+if workers == 0:  # the baseline: one plain streamed export, no planning, no check
+    import pyarrow.parquet as pq
+    import requests
+    path = folder + "/all.parquet"
+    with requests.get(url + "/api/explore/v2.1/catalog/datasets/sample-events/exports/parquet",
+                      stream=True, timeout=600) as answer, open(path, "wb") as handle:
+        answer.raise_for_status()
+        for block in answer.iter_content(1 << 16):
+            handle.write(block)
+        size = handle.tell()
+    result = {"rows": pq.ParquetFile(path).metadata.num_rows, "bytes": size, "chunks": 1}
+else:
+    manifest = download(url, "sample-events", folder, chunk_rows=chunk_rows, workers=workers,
+                        progress=False)
+    result = {
+        "rows": manifest.rows,
+        "bytes": sum(chunk.bytes or 0 for chunk in manifest.chunks),
+        "chunks": len(manifest.chunks),
+    }
+result["seconds"] = time.perf_counter() - start
+print(json.dumps(result))
 """
 
 
@@ -60,7 +72,8 @@ def serve(records: int) -> Iterator[str]:
         url = server.stdout.readline().strip()
         if not url.startswith("http"):
             raise RuntimeError(f"the portal did not start (exit code {server.wait()})")
-        print(f"# portal with {records:,} records ready in {time.perf_counter() - started:.1f} s")
+        elapsed = time.perf_counter() - started
+        print(f"# portal with {records:,} records ready in {elapsed:.1f} s", flush=True)
         yield url
     finally:
         server.terminate()
@@ -100,8 +113,9 @@ def run_download(url: str, chunk_rows: int, workers: int) -> dict[str, float]:
 
 
 def _row(records: int, workers: int, result: dict[str, float]) -> str:
+    shown = str(workers) if workers else "export"
     return (
-        f"{records:>10,} {workers:>8} {int(result['chunks']):>7} {result['seconds']:>8.2f}s "
+        f"{records:>10,} {shown:>8} {int(result['chunks']):>7} {result['seconds']:>8.2f}s "
         f"{result['rows'] / result['seconds']:>11,.0f} {result['bytes'] / 2**20:>10.1f} "
         f"{result['peak_mb']:>14.0f}"
     )
@@ -121,9 +135,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
 
-    print(HEADER)
+    print("# workers 'export': one plain streamed parquet export of everything (the baseline)")
+    print(HEADER, flush=True)
     with serve(args.records) as url:
-        for workers in args.workers:
+        for workers in [0, *args.workers]:
             result = run_download(url, args.chunk_rows, workers)
             assert result["rows"] == args.records, result
             print(_row(args.records, workers, result), flush=True)

@@ -57,10 +57,10 @@ class PeakSampler:
 
 
 def start_server(records: int) -> tuple[subprocess.Popen[str], str]:
+    script = Path(sys.executable).parent / "odsframe"
+    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "odsframe.cli"]
     command = [
-        sys.executable,
-        "-m",
-        "odsframe.cli",
+        *launcher,
         "serve",
         "--sample",
         "--records",

@@ -74,14 +74,19 @@ def run_demo(*, records: int = 20_000, output: Path | None = None) -> Path:
             print(
                 f"{type(stations).__name__}: {len(stations)} rows, CRS {getattr(stations, 'crs', None)}"
             )
-            _show(stations[[c for c in stations.columns if c != "geometry"][:7]])
+            plain = [c for c in stations.columns if str(stations[c].dtype) != "geometry"]
+            _show(stations[plain[:7]])
+            print(
+                f"active geometry: {stations.geometry.name!r}, types "
+                f"{sorted(set(stations.geometry.geom_type))}"
+            )
             print("\ndtypes:")
             print(stations.dtypes.to_string())
             print(f"\nrequest (no key ever): {stations.ods.url}")
             t0 = time.perf_counter()
             again = odsframe.read_ods(portal.url, STATIONS, **query)
             warm = time.perf_counter() - t0
-            same = again.drop(columns="geometry").equals(stations.drop(columns="geometry"))
+            same = again.equals(stations)
             print(
                 f"first read {cold * 1000:.0f} ms; second read from the cache {warm * 1000:.0f} ms "
                 f"(identical: {same})"

@@ -1,4 +1,4 @@
-"""Adapters, one per ODS API generation (v2.1 today; v2.0 and v1 slot in beside it).
+"""Adapters, one per ODS API generation: v2.1, v2.0 and Search API v1.
 
 Use :func:`open_adapter` to get one for a portal.
 """
@@ -8,13 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 from odsframe.api.base import ExploreAdapter
+from odsframe.api.v1 import SearchV1
+from odsframe.api.v20 import ExploreV20
 from odsframe.api.v21 import ExploreV21
 from odsframe.errors import InvalidQueryArgument
 
-__all__ = ["ADAPTERS", "ExploreAdapter", "ExploreV21", "open_adapter"]
+__all__ = ["ADAPTERS", "ExploreAdapter", "ExploreV20", "ExploreV21", "SearchV1", "open_adapter"]
 
 #: Adapter class per API generation.
-ADAPTERS: dict[str, type[ExploreAdapter]] = {ExploreV21.version: ExploreV21}
+ADAPTERS: dict[str, type[ExploreAdapter]] = {
+    adapter.version: adapter for adapter in (ExploreV21, ExploreV20, SearchV1)
+}
 
 
 def open_adapter(portal: str, *, version: str = "2.1", **options: Any) -> ExploreAdapter:

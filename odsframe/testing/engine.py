@@ -383,8 +383,8 @@ def ensure_udfs(con: duckdb.DuckDBPyConnection) -> None:
     for name, function, parameters, returns in udfs:
         try:
             con.create_function(name, function, parameters, returns, type="arrow")  # type: ignore[call-overload, unused-ignore]
-        except duckdb.NotImplementedException:
-            pass  # already registered on this connection
+        except (duckdb.NotImplementedException, duckdb.CatalogException):
+            pass  # already registered (DuckDB shares functions between a connection's cursors)
 
 
 class _Prepare:

@@ -65,6 +65,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -168,8 +169,6 @@ class ExportOptions:
 
     @property
     def serialize_context(self) -> SerializeContext:
-        from zoneinfo import ZoneInfo
-
         return SerializeContext(ZoneInfo(self.timezone), self.base_url, self.dataset_id)
 
 
@@ -591,7 +590,6 @@ def _geometry_part(column: OutputColumn, style: JsonStyle, options: ExportOption
         transform = reprojector(options.epsg)
 
         def render(values: pa.Array) -> pa.Array:
-
             geometries = geometries_of(values, column.type)
             return pa.array(
                 [None if g is None else _geojson_text(g, style) for g in transform(geometries)],

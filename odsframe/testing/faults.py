@@ -393,8 +393,10 @@ class Faults:
         if rule.drop_after is not None:
             return rule.drop_after
         with self._lock:
-            state = next(s for s in self._states if s.rule is rule)
-            return state.rng.randrange(size) if size > 0 else 0
+            # The rules may have been replaced since the request came in.
+            state = next((s for s in self._states if s.rule is rule), None)
+            rng = state.rng if state is not None else random.Random(rule.seed)
+            return rng.randrange(size) if size > 0 else 0
 
 
 FaultsLike = Faults | FaultRule | str | Iterable[FaultRule]

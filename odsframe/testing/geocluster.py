@@ -34,6 +34,7 @@ and the rare ones too close to call get Lucene's own sloppy haversine.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import struct
@@ -651,9 +652,9 @@ def _compact_bits(values: NDArray[np.uint64]) -> NDArray[np.uint64]:
 class _PrefixCells:
     """Geohash cells of ``bits`` leading key bits: each is a contiguous range of scan positions.
 
-    Cell ``(x, y)`` (longitude and latitude index) holds positions ``start:end``; the scan
-    visits a cell's buckets in one run, so walking the cells near a centroid in order of
-    ``start`` walks the candidates in scan order.
+    The scan visits a cell's buckets in one run, so walking the cells near a centroid in order
+    of their first position walks the candidates in scan order. Cells are indexed by
+    ``y * n_x + x`` (latitude row, longitude column), sorted, for row-interval lookups.
     """
 
     def __init__(self, keys: NDArray[np.int64], level: int, bits: int) -> None:
@@ -668,9 +669,11 @@ class _PrefixCells:
         y = _compact_bits(interleaved) >> np.uint64(32 - self.lat_bits)
         cell = (y * np.uint64(self.n_x) + x).astype(np.int64)
         first = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
-        self.index = dict(zip(cell[first].tolist(), range(first.size)))
-        self.start = first.tolist()
-        self.end = np.r_[first[1:], cell.size].tolist()
+        end = np.r_[first[1:], cell.size]
+        order = np.argsort(cell[first])
+        self.keys: list[int] = cell[first][order].tolist()
+        self.start: list[int] = first[order].tolist()
+        self.end: list[int] = end[order].tolist()
 
 
 def _merge_naive(
@@ -783,9 +786,8 @@ def _merge_buckets(
 
     # ---- geohash prefix cells for walking the neighbourhood of a moving centroid -----------
     cells = _PrefixCells(keys, level, _walk_cell_bits(level, r))
-    cell_index = cells.index
-    cell_start = cells.start
-    cell_end = cells.end
+    cell_keys, cell_start, cell_end = cells.keys, cells.start, cells.end
+    n_cells = len(cell_keys)
     n_x, n_y = cells.n_x, cells.n_y
     lon_width, lat_height = cells.lon_width, cells.lat_height
     walk_margin_scale = _WALK_MARGIN * r
@@ -809,21 +811,36 @@ def _merge_buckets(
     sin, cos, sqrt = math.sin, math.cos, math.sqrt
     deg, half_deg = _DEG, _DEG * 0.5
     inv_earth = 1 / EARTH_MEAN_RADIUS
-    earth = EARTH_MEAN_RADIUS
+    earth = EARTH_MEAN_RADIUS * (1 + 1e-12)
     band_rad = band * inv_earth
-    heappush, heappop = heapq.heappush, heapq.heappop
+    heappush, heappop, heapify = heapq.heappush, heapq.heappop, heapq.heapify
+    bisect_left = bisect.bisect_left
 
     def walk(h: int, c_lat: float, c_lon: float, weight: int, after: int) -> None:
         """Finish head ``h``'s scan after position ``after`` over the prefix cells near the
-        centroid, opening cells as the centroid moves."""
+        centroid, opening more cells as the centroid moves."""
         cos_c = cos(c_lat * deg)
         cx = cos_c * cos(c_lon * deg)
         cy = cos_c * sin(c_lon * deg)
         cz = sin(c_lat * deg)
-        opened: set[int] = set()
+        opened: dict[int, tuple[int, int]] = {}  # row -> opened column span (unwrapped)
         queue: list[tuple[int, int, int, int]] = []
 
-        def open_cells(b_lat: float, b_lon: float) -> tuple[int, int, int, int, float]:
+        def open_span(y: int, x_a: int, x_b: int, after: int) -> None:
+            row = y * n_x
+            lo = x_a % n_x
+            width = x_b - x_a
+            segments = [(lo, lo + width)] if lo + width < n_x else [(lo, n_x - 1), (0, lo + width - n_x)]
+            for a, b in segments:
+                i = bisect_left(cell_keys, row + a)
+                stop = row + b
+                while i < n_cells and cell_keys[i] <= stop:
+                    end = cell_end[i]
+                    if end - 1 > after:
+                        heappush(queue, (cell_start[i], end, cell_keys[i] - row, y))
+                    i += 1
+
+        def open_cells(b_lat: float, b_lon: float, after: int) -> tuple[int, int, int, int, float]:
             margin = walk_margin_scale * cos(b_lat * deg) + band
             beyond = band + margin * drift_factor
             lat_reach = _lat_reach_deg(r + beyond)
@@ -837,23 +854,24 @@ def _merge_buckets(
             if (x_hi - x_lo + 1) * (y_hi - y_lo + 1) > _WALK_MAX_CELLS:
                 raise _TooManyCells
             for y in range(y_lo, y_hi + 1):
-                row = y * n_x
-                for x in range(x_lo, x_hi + 1):
-                    key = row + (x % n_x)
-                    if key in opened:
-                        continue
-                    opened.add(key)
-                    k = cell_index.get(key)
-                    if k is not None and cell_end[k] - 1 > after:
-                        heappush(queue, (cell_start[k], cell_end[k], x % n_x, y))
+                span = opened.get(y)
+                if span is None or x_lo > span[1] + 1 or x_hi < span[0] - 1:
+                    open_span(y, x_lo, x_hi, after)
+                    opened[y] = (x_lo, x_hi)
+                    continue
+                if x_lo < span[0]:
+                    open_span(y, x_lo, span[0] - 1, after)
+                if x_hi > span[1]:
+                    open_span(y, span[1] + 1, x_hi, after)
+                opened[y] = (min(x_lo, span[0]), max(x_hi, span[1]))
             return x_lo % n_x, x_hi - x_lo, y_lo, y_hi, margin
 
         b_x, b_y, b_z = cx, cy, cz
-        x_lo, x_span, y_lo, y_hi, margin = open_cells(c_lat, c_lon)
+        x_lo, x_span, y_lo, y_hi, margin = open_cells(c_lat, c_lon, after)
         while queue:
             start, end, x, y = heappop(queue)
             if not (y_lo <= y <= y_hi and (x - x_lo) % n_x <= x_span):
-                continue  # the centroid moved away: nothing there is within reach
+                continue  # the centroid moved away: nothing in there is within reach
             p = start if start > after else after + 1
             while True:
                 p = find_unvisited(0, p, end)
@@ -891,14 +909,14 @@ def _merge_buckets(
                 dy = cy - b_y
                 dz = cz - b_z
                 chord2 = dx * dx + dy * dy + dz * dz
-                if earth * sqrt(chord2) * (1 + 0.25 * chord2) * (1 + 1e-12) > margin:
-                    after = p
+                if earth * sqrt(chord2) * (1 + 0.25 * chord2) > margin:
                     b_x, b_y, b_z = cx, cy, cz
-                    x_lo, x_span, y_lo, y_hi, margin = open_cells(c_lat, c_lon)
+                    x_lo, x_span, y_lo, y_hi, margin = open_cells(c_lat, c_lon, p)
                     if not (y_lo <= y <= y_hi and (x - x_lo) % n_x <= x_span):
                         break
                 p += 1
-            after = max(after, end - 1)
+            if end - 1 > after:
+                after = end - 1
 
     def scan_gathered(h: int, c_lat: float, c_lon: float, weight: int, after: int) -> None:
         """Finish head ``h``'s scan with vectorised gathers (any latitude, any radius)."""
@@ -936,7 +954,8 @@ def _merge_buckets(
                 c_lat = (c_lat * weight + j_lat * w) / total
                 c_lon = (c_lon * weight + j_lon * w) / total
                 weight = total
-                if _haversine_np(ref_lat, ref_lon, np.array([c_lat]), np.array([c_lon]))[0] > allowance:
+                drift = _haversine_np(ref_lat, ref_lon, np.array([c_lat]), np.array([c_lon]))[0]
+                if drift > allowance:
                     after = j
                     moved = True
                     break
@@ -947,7 +966,7 @@ def _merge_buckets(
         try:
             walk(h, c_lat, c_lon, weight, after)
         except _TooManyCells:
-            # the walk gives up before changing anything, so the scan restarts cleanly
+            # raised before the walk changes anything, so the scan restarts cleanly
             scan_gathered(h, c_lat, c_lon, weight, after)
 
     for h in np.flatnonzero(~alone).tolist():
@@ -961,74 +980,81 @@ def _merge_buckets(
         b = end_l[h]
         if a == b:
             continue
-        candidates = pair_j[a:b]
-        candidates.sort()
-        allowance = allowance_l[h]
+        # Candidates: the union of the lists of the head and of every merged bucket, in scan
+        # order. It is complete while the centroid is within the allowance of one of them
+        # (the anchor); when none is close enough, walk the cells around the centroid.
+        pool = pair_j[a:b]
+        heapify(pool)
         c_lat = lat_l[h]
         c_lon = lon_l[h]
-        cx = ref_x = px_l[h]
-        cy = ref_y = py_l[h]
-        cz = ref_z = pz_l[h]
+        cx = ax = px_l[h]
+        cy = ay = py_l[h]
+        cz = az = pz_l[h]
+        anchor_allowance = allowance_l[h]
         weight = count_l[h]
-        while candidates:
-            switched = False
-            for j in candidates:
-                if visited[j]:
+        listed_members = [h]
+        last = h
+        while pool:
+            j = heappop(pool)
+            if j <= last or visited[j]:
+                continue
+            last = j
+            dx = px_l[j] - cx
+            dy = py_l[j] - cy
+            dz = pz_l[j] - cz
+            chord2 = dx * dx + dy * dy + dz * dz
+            j_lat = lat_l[j]
+            t = r * cos((c_lat + j_lat) * half_deg) * inv_earth
+            outer = t + band_rad
+            if chord2 > outer * outer:
+                continue
+            inner = t - band_rad
+            # chord = 2 sin(arc / 2) >= arc (1 - arc**2 / 24): a chord this short is in
+            if inner <= 0 or t > 2.5 or chord2 > inner * inner * (1 - t * t / 12):
+                merge_distance = r * cos(((c_lat + j_lat) / 2) * deg)
+                if _sloppy_arc_distance(c_lat, c_lon, j_lat, lon_l[j]) > merge_distance:
                     continue
-                dx = px_l[j] - cx
-                dy = py_l[j] - cy
-                dz = pz_l[j] - cz
-                chord2 = dx * dx + dy * dy + dz * dz
-                j_lat = lat_l[j]
-                t = r * cos((c_lat + j_lat) * half_deg) * inv_earth
-                outer = t + band_rad
-                if chord2 > outer * outer:
-                    continue
-                inner = t - band_rad
-                # chord = 2 sin(arc / 2) >= arc (1 - arc**2 / 24): a chord this short is in
-                if inner <= 0 or t > 2.5 or chord2 > inner * inner * (1 - t * t / 12):
-                    merge_distance = r * cos(((c_lat + j_lat) / 2) * deg)
-                    if _sloppy_arc_distance(c_lat, c_lon, j_lat, lon_l[j]) > merge_distance:
-                        continue
-                visited[j] = 1
-                absorbed.append(j)
-                absorbed_by.append(h)
-                w = count_l[j]
-                total = weight + w
-                c_lat = (c_lat * weight + j_lat * w) / total
-                c_lon = (c_lon * weight + lon_l[j] * w) / total
-                weight = total
-                cos_c = cos(c_lat * deg)
-                cx = cos_c * cos(c_lon * deg)
-                cy = cos_c * sin(c_lon * deg)
-                cz = sin(c_lat * deg)
-                # drift from the list's reference: arc <= chord (1 + chord**2 / 4)
-                dx = cx - ref_x
-                dy = cy - ref_y
-                dz = cz - ref_z
-                chord2 = dx * dx + dy * dy + dz * dz
-                if earth * sqrt(chord2) * (1 + 0.25 * chord2) * (1 + 1e-12) <= allowance:
-                    continue
-                # the list may now miss candidates: take the list of the bucket just merged
-                # if the centroid is close enough to it, else walk the cells around it
-                a = start_l[j]
+            visited[j] = 1
+            absorbed.append(j)
+            absorbed_by.append(h)
+            w = count_l[j]
+            total = weight + w
+            c_lat = (c_lat * weight + j_lat * w) / total
+            c_lon = (c_lon * weight + lon_l[j] * w) / total
+            weight = total
+            cos_c = cos(c_lat * deg)
+            cx = cos_c * cos(c_lon * deg)
+            cy = cos_c * sin(c_lon * deg)
+            cz = sin(c_lat * deg)
+            a = start_l[j]
+            if a >= 0:
+                for q in pair_j[a : end_l[j]]:
+                    heappush(pool, q)
+                listed_members.append(j)
+                # distance bound: arc <= chord (1 + chord**2 / 4)
                 dx = cx - px_l[j]
                 dy = cy - py_l[j]
                 dz = cz - pz_l[j]
                 chord2 = dx * dx + dy * dy + dz * dz
-                if a >= 0 and earth * sqrt(chord2) * (1 + 0.25 * chord2) * (
-                    1 + 1e-12
-                ) <= allowance_l[j]:
-                    candidates = pair_j[a : end_l[j]]
-                    candidates.sort()
-                    allowance = allowance_l[j]
-                    ref_x, ref_y, ref_z = px_l[j], py_l[j], pz_l[j]
-                    switched = True
-                else:
-                    finish(h, c_lat, c_lon, weight, j)
-                    candidates = []
-                break
-            if not switched:
+                if earth * sqrt(chord2) * (1 + 0.25 * chord2) <= allowance_l[j]:
+                    ax, ay, az, anchor_allowance = px_l[j], py_l[j], pz_l[j], allowance_l[j]
+                    continue
+            dx = cx - ax
+            dy = cy - ay
+            dz = cz - az
+            chord2 = dx * dx + dy * dy + dz * dz
+            if earth * sqrt(chord2) * (1 + 0.25 * chord2) <= anchor_allowance:
+                continue
+            for k in listed_members:
+                dx = cx - px_l[k]
+                dy = cy - py_l[k]
+                dz = cz - pz_l[k]
+                chord2 = dx * dx + dy * dy + dz * dz
+                if earth * sqrt(chord2) * (1 + 0.25 * chord2) <= allowance_l[k]:
+                    ax, ay, az, anchor_allowance = px_l[k], py_l[k], pz_l[k], allowance_l[k]
+                    break
+            else:
+                finish(h, c_lat, c_lon, weight, j)
                 break
 
     if absorbed:

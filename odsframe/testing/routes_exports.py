@@ -87,6 +87,7 @@ from odsframe.testing.facets import (
 )
 from odsframe.testing.legacy import legacy_filters
 from odsframe.testing.model import CompiledQuery, PortalDataset
+from odsframe.testing.sample import THUMBNAIL_SUFFIX
 from odsframe.testing.server import (
     V21,
     ApiRequest,
@@ -110,8 +111,6 @@ logger = logging.getLogger("odsframe.testing.exports")
 DATASETS = f"{V21}/catalog/datasets"
 LEGACY_DOWNLOAD = "/explore/dataset/{dataset_id}/download"
 LEGACY_FORMATS: tuple[str, ...] = ("csv", "json", "geojson")
-#: Key suffix of a file's thumbnail in ``PortalDataset.files`` (as ``sample.py`` registers it).
-THUMBNAIL_SUFFIX = "/thumbnail"
 
 
 # -- parameters -----------------------------------------------------------------------------

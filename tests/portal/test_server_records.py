@@ -173,3 +173,17 @@ def test_refine_and_exclude_are_repeatable(http: requests.Session, api: str) -> 
     assert names([("refine", 'name:"Bêta été"')]) == ["Bêta été"]
     assert names([("exclude", "name:Alpha"), ("exclude", "name:Gamma")]) == ["Bêta été", "Empty"]
     assert names([("refine", "name:Alpha"), ("exclude", "name:Alpha")]) == []
+
+
+def test_geometry_functions_work_on_every_request(portal: Any) -> None:
+    """The shapely UDFs are registered once per database, whatever cursor a request uses."""
+    polygon = "POLYGON((-180 -90, 180 -90, 180 90, -180 90, -180 -90))"
+    url = f"{portal.url}/api/explore/v2.1/catalog/datasets/tiny-types/records"
+    params = {"where": f"intersects(area, geom'{polygon}')", "limit": 0}
+    counts = []
+    for _ in range(4):
+        response = requests.get(url, params=params)
+        assert response.status_code == 200, response.text
+        counts.append(response.json()["total_count"])
+    assert counts[0] > 0
+    assert len(set(counts)) == 1
