@@ -439,7 +439,11 @@ class HTTPClient:
                     timeout=self.timeout,
                     stream=stream,
                 )
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,  # a body cut off mid-way
+            ) as err:
                 if attempt < policy.attempts:
                     delay = policy.backoff_delay(attempt)
                     logger.info(
