@@ -68,7 +68,9 @@ def start_portal(records: int) -> tuple[subprocess.Popen[str], str, float]:
     return proc, url, time.perf_counter() - started
 
 
-def measure(session: requests.Session, url: str, params: dict[str, str], repeat: int) -> list[float]:
+def measure(
+    session: requests.Session, url: str, params: dict[str, str], repeat: int
+) -> list[float]:
     timings = []
     target = url + RECORDS.format(dataset=DATASET)
     session.get(target, params=params).raise_for_status()  # warm-up

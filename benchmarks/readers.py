@@ -211,6 +211,7 @@ def main(records: int, repeat: int, names: list[str]) -> None:
     )
 
     by_name = {result["name"]: result for result in results if "error" not in result}
+    failed = {result["name"] for result in results if "error" in result}
     ours = by_name.get("odsframe")
     if ours is None:
         return
@@ -228,7 +229,8 @@ def main(records: int, repeat: int, names: list[str]) -> None:
     ]
     for label, other, check in checks:
         if other not in by_name:
-            print(f"  {label:<30} n/a ({other} failed)")
+            why = "failed" if other in failed else "not run"
+            print(f"  {label:<30} n/a ({other} {why})")
             continue
         reference = by_name[other]
         verdict = "met" if check(ours, reference) else "MISSED"

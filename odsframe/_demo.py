@@ -115,7 +115,9 @@ def run_demo(*, records: int = 20_000, output: Path | None = None) -> Path:
                 clusters, hulls=True, title=f"{EVENTS}: clusters at zoom 12"
             )
             path = output / "clusters.png"
-            ax.figure.savefig(path, dpi=120, bbox_inches="tight")
-            plt.close(ax.figure)
+            figure = ax.get_figure(root=True)
+            assert figure is not None
+            figure.savefig(path, dpi=120, bbox_inches="tight")
+            plt.close(figure)
             print(f"\nCluster map written to {path}")
     return path

@@ -27,9 +27,45 @@ TEMPORAL_TYPES: frozenset[str] = frozenset({"date", "datetime"})
 
 #: ODSQL reserved words in v2.1 (field names equal to one of these need back-quotes).
 RESERVED_WORDS_V21: frozenset[str] = frozenset(
-    """and as asc avg by count date_format day dayofweek desc distinct equi false group hour
-    ifnull or limit lower max millisecond min minute month not null quarter range search second
-    select sum top true upper where year""".split()
+    [
+        "and",
+        "as",
+        "asc",
+        "avg",
+        "by",
+        "count",
+        "date_format",
+        "day",
+        "dayofweek",
+        "desc",
+        "distinct",
+        "equi",
+        "false",
+        "group",
+        "hour",
+        "ifnull",
+        "or",
+        "limit",
+        "lower",
+        "max",
+        "millisecond",
+        "min",
+        "minute",
+        "month",
+        "not",
+        "null",
+        "quarter",
+        "range",
+        "search",
+        "second",
+        "select",
+        "sum",
+        "top",
+        "true",
+        "upper",
+        "where",
+        "year",
+    ]
 )
 #: v2.0 has the same list minus ``distinct``, ``ifnull`` and ``search``.
 RESERVED_WORDS_V20: frozenset[str] = RESERVED_WORDS_V21 - {"distinct", "ifnull", "search"}

@@ -6,11 +6,12 @@ Everything it knows comes from ``df.attrs["ods"]``, the provenance ``read_ods`` 
 (portal, dataset, normalised query, request URL, fetch time, server count, schema; never
 the API key). A frame without it raises :class:`ProvenanceError` on use.
 
-Extension points: methods that query the portal again for the frame's dataset (the
-``aggregate``, ``facets``, ``geocluster`` and ``plot_clusters`` to come) belong in the
-section marked below; they get the dataset and the user's filters from :meth:`read_kwargs`,
-an open :class:`~odsframe.portal.Portal` with the read's credentials from :meth:`portal`,
-and should import what they need inside the method (this module stays light).
+Methods that query the portal again for the frame's dataset (``aggregate``, ``facets``,
+``geocluster``) live in the drill-down section at the end and delegate to
+:mod:`odsframe.analysis`. New ones go there too: they get the dataset and the user's
+filters from :meth:`read_kwargs` (or ``attrs["ods"]["query"]``), an open
+:class:`~odsframe.portal.Portal` with the read's credentials from :meth:`portal`, and
+import what they need inside the method (this module stays light).
 """
 
 from __future__ import annotations

@@ -64,7 +64,9 @@ class QueryError(ODSError):
 class QuotaExceededError(ODSError):
     """The portal's API quota is used up; ``reset_time`` says when it resets."""
 
-    def __init__(self, message: str, *, reset_time: datetime | None = None, **kwargs: object) -> None:
+    def __init__(
+        self, message: str, *, reset_time: datetime | None = None, **kwargs: object
+    ) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.reset_time = reset_time
 

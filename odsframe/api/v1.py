@@ -104,7 +104,7 @@ _TOKEN = re.compile(
   | (?P<geom>geom'[^']*')
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<quoted>`(?:[^`\\]|\\.)*`)
-  | (?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:m|km|mi|yd|ft|cm|mm)?)
+  | (?P<number>-?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?(?:m|km|mi|yd|ft|cm|mm)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op><=|>=|!=|<>|=|<|>|:)
   | (?P<punct>\.\.|[(),\[\]*])
@@ -232,7 +232,7 @@ class _Reader:
             self.take()
             if self.keyword("in"):
                 self.take()
-                return self.membership(token.value)
+                return self.membership(_quote(str(token.value)))
             return _phrase(token.value)
         if token.kind in ("number", "date") or (
             token.kind == "name" and token.text.lower() in ("true", "false")

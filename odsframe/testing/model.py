@@ -41,10 +41,10 @@ Hidden columns every table has (never returned as fields; names start with ``__`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal
 
 DatePrecision = Literal["year", "month", "day"]

@@ -108,7 +108,7 @@ def test_analyze_functions(portal: LocalPortal) -> None:
     durations: dict[str, list[int]] = {}
     for record in ok(
         portal,
-        f"/api/explore/v2.1/catalog/datasets/sample-events/exports/json",
+        "/api/explore/v2.1/catalog/datasets/sample-events/exports/json",
         select="category, duration_min",
     ):
         durations.setdefault(record["category"], []).append(record["duration_min"])
@@ -145,7 +145,11 @@ def test_analyze_dates_by_precision_and_periodic(portal: LocalPortal) -> None:
     )
     assert months == [{"x": {"year": g["y"], "month": g["m"]}, "n": g["n"]} for g in expected]
     weekdays = ok(
-        portal, ANALYZE, dataset="sample-events", x="start", periodic="weekday",
+        portal,
+        ANALYZE,
+        dataset="sample-events",
+        x="start",
+        periodic="weekday",
         **{"y.n.func": "COUNT"},
     )
     expected = groups(
@@ -153,16 +157,27 @@ def test_analyze_dates_by_precision_and_periodic(portal: LocalPortal) -> None:
     )
     assert weekdays == [{"x": {"weekday": g["d"] - 1}, "n": g["n"]} for g in expected]
     cyclic = ok(
-        portal, ANALYZE, dataset="sample-events", x="start", periodic="month",
-        precision="month", **{"y.n.func": "COUNT"},
+        portal,
+        ANALYZE,
+        dataset="sample-events",
+        x="start",
+        periodic="month",
+        precision="month",
+        **{"y.n.func": "COUNT"},
     )
     assert [point["x"] for point in cyclic] == [{"month": m} for m in range(1, 13)]
     assert sum(point["n"] for point in cyclic) == EVENTS
-    days = ok(portal, ANALYZE, dataset="sample-bike-stations", x="opened_on", **{"y.n.func": "COUNT"})
+    days = ok(
+        portal, ANALYZE, dataset="sample-bike-stations", x="opened_on", **{"y.n.func": "COUNT"}
+    )
     assert set(days[0]["x"]) == {"year", "month", "day"}
     assert sum(point["n"] for point in days) == 150
     weeks = ok(
-        portal, ANALYZE, dataset="sample-events", x="start", precision="week",
+        portal,
+        ANALYZE,
+        dataset="sample-events",
+        x="start",
+        precision="week",
         **{"y.n.func": "COUNT"},
     )
     assert set(weeks[0]["x"]) == {"year", "week"}
@@ -213,8 +228,7 @@ def test_analyze_leaves_out_null_x_and_unnests_multivalued(portal: LocalPortal) 
         ({"x": "category", "y.n.func": "AVG", "y.n.expr": "sqrt(price)"}, "q"),
         ({"x": "start", "precision": "fortnight", "y.n.func": "COUNT"}, "precision"),
         ({"x": "start", "periodic": "century", "y.n.func": "COUNT"}, "periodic"),
-        ({"x": "start", "periodic": "day", "precision": "month", "y.n.func": "COUNT"},
-         "precision"),
+        ({"x": "start", "periodic": "day", "precision": "month", "y.n.func": "COUNT"}, "precision"),
         ({"x": "category", "sort": "other", "y.n.func": "COUNT"}, "sort"),
         ({"x": "category", "maxpoints": -5, "y.n.func": "COUNT"}, "maxpoints"),
     ],
@@ -246,8 +260,11 @@ def test_geocluster_matches_v21_geo_cluster(portal: LocalPortal) -> None:
     assert body["clusterprecision"] == 13
     assert sorted(c["count"] for c in body["clusters"]) == sorted(g["n"] for g in expected)
     by_center = {
-        (round(g["c"]["cluster_centroid"]["lat"], 9), round(g["c"]["cluster_centroid"]["lon"], 9)):
-        g for g in expected
+        (
+            round(g["c"]["cluster_centroid"]["lat"], 9),
+            round(g["c"]["cluster_centroid"]["lon"], 9),
+        ): g
+        for g in expected
     }
     for cluster in body["clusters"]:
         lat, lon = cluster["cluster_center"]
@@ -258,7 +275,9 @@ def test_geocluster_matches_v21_geo_cluster(portal: LocalPortal) -> None:
         else:
             assert cluster["series"]["avg"] == pytest.approx(group["p"])
         kind = cluster["cluster"]["type"]
-        assert kind == "Point" if cluster["count"] == 1 else kind in ("Polygon", "LineString", "Point")
+        assert (
+            kind == "Point" if cluster["count"] == 1 else kind in ("Polygon", "LineString", "Point")
+        )
     counts = [c["count"] for c in body["clusters"]]
     assert body["count"] == {"min": min(counts), "max": max(counts)}
     averages = [c["series"]["avg"] for c in body["clusters"] if c["series"]["avg"] is not None]
@@ -269,26 +288,46 @@ def test_geocluster_matches_v21_geo_cluster(portal: LocalPortal) -> None:
 def test_geocluster_hulls_hold_their_points(portal: LocalPortal) -> None:
     import shapely
 
-    body = ok(portal, GEOCLUSTER, dataset="sample-bike-stations", clusterprecision=11,
-              clusterdistance=50)
+    body = ok(
+        portal, GEOCLUSTER, dataset="sample-bike-stations", clusterprecision=11, clusterdistance=50
+    )
     hulls = [shapely.geometry.shape(c["cluster"]) for c in body["clusters"]]
     big = next(c for c, h in zip(body["clusters"], hulls, strict=True) if c["count"] > 2)
     hull = shapely.geometry.shape(big["cluster"])
     assert hull.geom_type == "Polygon"
     center = shapely.Point(big["cluster_center"][1], big["cluster_center"][0])
     assert hull.buffer(1e-9).contains(center)
-    simplified = ok(portal, GEOCLUSTER, dataset="sample-bike-stations", clusterprecision=11,
-                    clusterdistance=50, shapeprecision=1, clustermode="heatmap")
+    simplified = ok(
+        portal,
+        GEOCLUSTER,
+        dataset="sample-bike-stations",
+        clusterprecision=11,
+        clusterdistance=50,
+        shapeprecision=1,
+        clustermode="heatmap",
+    )
     assert [c["count"] for c in simplified["clusters"]] == [c["count"] for c in body["clusters"]]
 
 
 def test_geocluster_filters_and_empty_answers(portal: LocalPortal) -> None:
-    some = ok(portal, GEOCLUSTER, dataset="sample-events", clusterprecision=10,
-              **{"refine.category": "Concert"})
-    concerts = ok(portal, "/api/records/1.0/search/", dataset="sample-events", rows=0,
-                  **{"refine.category": "Concert"})["nhits"]
+    some = ok(
+        portal,
+        GEOCLUSTER,
+        dataset="sample-events",
+        clusterprecision=10,
+        **{"refine.category": "Concert"},
+    )
+    concerts = ok(
+        portal,
+        "/api/records/1.0/search/",
+        dataset="sample-events",
+        rows=0,
+        **{"refine.category": "Concert"},
+    )["nhits"]
     assert sum(c["count"] for c in some["clusters"]) == concerts
-    none = ok(portal, GEOCLUSTER, dataset="sample-events", clusterprecision=10, q="category:Nothing")
+    none = ok(
+        portal, GEOCLUSTER, dataset="sample-events", clusterprecision=10, q="category:Nothing"
+    )
     assert none["clusters"] == [] and none["count"] == {"min": 0, "max": 0}
 
 

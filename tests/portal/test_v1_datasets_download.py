@@ -53,9 +53,7 @@ def v1_error(answer: requests.Response, status: int) -> str:
 # -- dataset lookup and search --------------------------------------------------------------
 
 
-def test_dataset_lookup_gives_back_a_real_v1_dataset(
-    real_fixtures: Path, tmp_path: Path
-) -> None:
+def test_dataset_lookup_gives_back_a_real_v1_dataset(real_fixtures: Path, tmp_path: Path) -> None:
     captured = json.loads((real_fixtures / SNS).read_text("utf-8"))["datasets"][0]
     dataset_id = captured["datasetid"]
     (tmp_path / f"{dataset_id}.schema.json").write_text(json.dumps(captured), "utf-8")
@@ -157,8 +155,13 @@ def test_download_csv_by_default(portal: LocalPortal) -> None:
     rows = list(csv.reader(io.StringIO(answer.text), delimiter=";"))
     header = rows[0]
     assert header[:2] == ["stationcode", "name"]
-    count = ok(portal, "/api/records/1.0/search/", dataset="sample-bike-stations",
-               q="commune:Paris", rows=0)["nhits"]
+    count = ok(
+        portal,
+        "/api/records/1.0/search/",
+        dataset="sample-bike-stations",
+        q="commune:Paris",
+        rows=0,
+    )["nhits"]
     assert len(rows) - 1 == count > 0
     point = rows[1][header.index("coordonnees_geo")]
     assert "," in point and ", " not in point  # lat,lon without a space (legacy)
@@ -169,8 +172,14 @@ def test_download_has_no_window_and_takes_rows(portal: LocalPortal) -> None:
     assert len(everything) == 720  # more than a search page, no cap
     some = call(portal, DOWNLOAD, dataset="sample-monthly-prices", format="json", rows=5).json()
     assert some == everything[:5]
-    labels = call(portal, DOWNLOAD, dataset="sample-trees", rows=1, use_labels_for_header="true",
-                  csv_separator=",")
+    labels = call(
+        portal,
+        DOWNLOAD,
+        dataset="sample-trees",
+        rows=1,
+        use_labels_for_header="true",
+        csv_separator=",",
+    )
     assert labels.text.startswith("Identifiant,")
 
 

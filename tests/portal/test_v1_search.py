@@ -106,9 +106,7 @@ def test_records_match_the_real_capture(
 def test_parameters_and_facet_groups_match_the_real_capture(
     captured_portal: LocalPortal, real_fixtures: Path
 ) -> None:
-    captured = json.loads(
-        (real_fixtures / CAPTURES["parkeerplaatsen"]).read_text("utf-8")
-    )
+    captured = json.loads((real_fixtures / CAPTURES["parkeerplaatsen"]).read_text("utf-8"))
     body = ok(
         captured_portal,
         dataset="parkeerplaatsen",
@@ -169,7 +167,11 @@ def test_rows_start_and_sort(portal: LocalPortal) -> None:
     first = ok(portal, dataset="sample-events", rows=20, sort="duration_min,-title")
     durations = [r["fields"]["duration_min"] for r in first["records"]]
     assert durations == sorted(durations, reverse=True)  # v1 sorts descending by default
-    ties = [r["fields"]["title"] for r in first["records"] if r["fields"]["duration_min"] == durations[0]]
+    ties = [
+        r["fields"]["title"]
+        for r in first["records"]
+        if r["fields"]["duration_min"] == durations[0]
+    ]
     assert ties == sorted(ties)  # "-title": ascending
     second = ok(portal, dataset="sample-events", rows=10, start=10, sort="duration_min,-title")
     assert second["records"] == first["records"][10:]
@@ -179,7 +181,9 @@ def test_rows_start_and_sort(portal: LocalPortal) -> None:
 
 
 def test_sort_on_record_timestamp_and_fields_selection(portal: LocalPortal) -> None:
-    body = ok(portal, dataset="sample-trees", rows=3, sort="record_timestamp", fields="idbase,hauteur_m")
+    body = ok(
+        portal, dataset="sample-trees", rows=3, sort="record_timestamp", fields="idbase,hauteur_m"
+    )
     assert [set(r["fields"]) <= {"idbase", "hauteur_m"} for r in body["records"]] == [True] * 3
     assert "geometry" not in body["records"][0]  # no geo field selected
     assert body["parameters"]["fields"] == "idbase,hauteur_m"
@@ -203,9 +207,7 @@ def test_q_language(portal: LocalPortal) -> None:
     assert hits("duration_min >= 90 AND NOT category:Concert") == v21(
         'duration_min >= 90 AND NOT category = "Concert"'
     )
-    assert hits("category:Concert OR category:Danse") == v21(
-        'category IN ("Concert", "Danse")'
-    )
+    assert hits("category:Concert OR category:Danse") == v21('category IN ("Concert", "Danse")')
     assert hits("start:[2022 TO 2022]") == v21("year(start) = 2022") > 0
     assert hits("start >= 2024/01/01") == v21("start >= date'2024-01-01'")
     assert hits("#null(attendance)") == v21("attendance IS NULL") > 0
@@ -281,12 +283,16 @@ def test_geofilters(portal: LocalPortal) -> None:
             )["total_count"]
         )
 
-    assert hits(**{"geofilter.distance": "48.86,2.35,2000"}) == v21(
-        "within_distance(location, geom'POINT(2.35 48.86)', 2000m)"
-    ) > 0
-    assert hits(**{"geofilter.bbox": "48.84,2.30,48.88,2.38"}) == v21(
-        "in_bbox(location, 48.84, 2.30, 48.88, 2.38)"
-    ) > 0
+    assert (
+        hits(**{"geofilter.distance": "48.86,2.35,2000"})
+        == v21("within_distance(location, geom'POINT(2.35 48.86)', 2000m)")
+        > 0
+    )
+    assert (
+        hits(**{"geofilter.bbox": "48.84,2.30,48.88,2.38"})
+        == v21("in_bbox(location, 48.84, 2.30, 48.88, 2.38)")
+        > 0
+    )
     polygon = "(48.84,2.30),(48.88,2.30),(48.88,2.38),(48.84,2.38)"
     assert hits(**{"geofilter.polygon": polygon}) == hits(
         **{"geofilter.bbox": "48.84,2.30,48.88,2.38"}
@@ -298,9 +304,7 @@ def test_record_lookup(portal: LocalPortal) -> None:
     body = ok(portal, f"/api/datasets/1.0/sample-trees/records/{page['recordid']}/")
     assert body == page
     v1_error(
-        requests.get(
-            f"{portal.url}/api/datasets/1.0/sample-trees/records/{'0' * 40}/", timeout=30
-        ),
+        requests.get(f"{portal.url}/api/datasets/1.0/sample-trees/records/{'0' * 40}/", timeout=30),
         404,
     )
 

@@ -108,13 +108,9 @@ def test_fields_hold_every_field_with_nulls_in_v21_encodings(portal: LocalPortal
 def test_record_ids_and_values_are_those_of_v21(portal: LocalPortal) -> None:
     params = {"order_by": "stationcode", "limit": 20}
     v20 = ok(portal, f"{V20}/datasets/sample-bike-stations/records", **params)
-    v21 = ok(
-        portal, f"{V21}/datasets/sample-bike-stations/records", include_links="true", **params
-    )
+    v21 = ok(portal, f"{V21}/datasets/sample-bike-stations/records", include_links="true", **params)
     assert [r["record"]["id"] for r in v20["records"]] == [r["_id"] for r in v21["results"]]
-    stripped = [
-        {k: v for k, v in r.items() if not k.startswith("_")} for r in v21["results"]
-    ]
+    stripped = [{k: v for k, v in r.items() if not k.startswith("_")} for r in v21["results"]]
     assert [r["record"]["fields"] for r in v20["records"]] == stripped
 
 
@@ -324,11 +320,19 @@ def test_exports_refuse_formats_v20_does_not_have(portal: LocalPortal) -> None:
         ("/datasets/nope", {}, 404, "NotFound"),
         ("/datasets/sample-budget-restricted/records", {}, 401, "Unauthorized"),
         ("/datasets/sample-events/records", {"limit": 101}, 400, "InvalidRESTParameterError"),
-        ("/datasets/sample-events/records", {"offset": 9995, "limit": 10}, 400,
-         "InvalidRESTParameterError"),
+        (
+            "/datasets/sample-events/records",
+            {"offset": 9995, "limit": 10},
+            400,
+            "InvalidRESTParameterError",
+        ),
         ("/datasets/sample-events/records", {"where": "nofield = 1"}, 400, "ODSQLError"),
-        ("/datasets/sample-events/records", {"timezone": "Mars/Olympus"}, 400,
-         "InvalidRESTParameterError"),
+        (
+            "/datasets/sample-events/records",
+            {"timezone": "Mars/Olympus"},
+            400,
+            "InvalidRESTParameterError",
+        ),
         ("/datasets", {"order_by": "nothing("}, 400, "ODSQLError"),
     ],
 )
