@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from odsframe._version import __version__
 
+# ``download`` is both a function and the module defining it: bind the function eagerly, or the
+# first import of the submodule would replace it (the module needs only the standard library).
+from odsframe.download import download
+
 if TYPE_CHECKING:
+    from odsframe._dask import read_ods_dask
     from odsframe.accessor import OdsAccessor, ProvenanceError
     from odsframe.analysis import (
         choose_zoom,
@@ -52,6 +57,7 @@ _LAZY: dict[str, str] = {
     "Dataset": "odsframe.portal",
     "Query": "odsframe.query",
     "OdsAccessor": "odsframe.accessor",
+    "read_ods_dask": "odsframe._dask",
     "read_ods_aggregate": "odsframe.analysis",
     "read_ods_facets": "odsframe.analysis",
     "read_ods_geocluster": "odsframe.analysis",
@@ -101,11 +107,13 @@ __all__ = [
     "StaleCacheWarning",
     "__version__",
     "choose_zoom",
+    "download",
     "explain",
     "plot_clusters",
     "read_ods",
     "read_ods_aggregate",
     "read_ods_catalog",
+    "read_ods_dask",
     "read_ods_facets",
     "read_ods_geocluster",
 ]

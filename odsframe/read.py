@@ -46,7 +46,7 @@ from odsframe._http import build_url
 from odsframe._portal_url import portal_host, resolve_portal
 from odsframe._progress import CountingWriter, ProgressArg, check_progress, open_progress
 from odsframe._spec import RECORDS_MAX_LIMIT, RECORDS_MAX_WINDOW
-from odsframe.api import ExploreAdapter, open_adapter
+from odsframe.api import ADAPTERS, ExploreAdapter, open_adapter
 from odsframe.errors import (
     CacheError,
     DatasetNotFoundError,
@@ -681,11 +681,15 @@ def read_with(
 
 
 def _open(
-    portal: str, api_key: str | ApiKey | None, session: Any
+    portal: str, api_key: str | ApiKey | None, session: Any, api_version: str = "2.1"
 ) -> tuple[ExploreAdapter, ApiKey | None]:
     base_url = resolve_portal(portal)
+    if api_version not in ADAPTERS:
+        raise InvalidQueryArgument(
+            f"api_version: {api_version!r} is not supported (supported: {', '.join(ADAPTERS)})"
+        )
     key = resolve_api_key(api_key, host=portal_host(base_url))
-    return open_adapter(base_url, api_key=key, session=session), key
+    return open_adapter(base_url, version=api_version, api_key=key, session=session), key
 
 
 # --------------------------------------------------------------------------------------------
@@ -714,6 +718,7 @@ def read_ods(
     progress: ProgressArg = None,
     cache: bool | str = True,
     max_age: timedelta | float | None = None,
+    api_version: str = "2.1",
 ) -> pd.DataFrame:
     """Read a dataset of an ODS portal into a typed DataFrame or GeoDataFrame.
 
@@ -767,6 +772,10 @@ def read_ods(
         ``False`` (no cache), ``"refresh"`` (fetch again and update the cache).
     max_age
         Oldest cached copy to serve (a timedelta or seconds), e.g. for real-time datasets.
+    api_version
+        The API generation to speak: ``"2.1"`` (Explore API v2.1, the default), ``"2.0"``
+        (``/api/v2``) or ``"1.0"`` (Search API v1) for portals that lack the newer ones. The
+        frame is the same whatever the generation.
 
     Returns
     -------
@@ -806,7 +815,7 @@ def read_ods(
     )
     _check_geometry(geometry)
     _check_labels(labels)
-    adapter, key = _open(portal, api_key, session)
+    adapter, key = _open(portal, api_key, session, api_version)
     with adapter:
         return read_with(
             adapter,
@@ -920,6 +929,7 @@ def explain(
     cache: bool | str = True,
     max_age: timedelta | float | None = None,
     offline: bool = False,
+    api_version: str = "2.1",
 ) -> str:
     """The exact requests :func:`read_ods` would make with these arguments, as text.
 
@@ -952,7 +962,7 @@ def explain(
     cache_store.normalise_max_age(max_age)
     if not isinstance(offline, bool):
         raise InvalidQueryArgument(f"offline: expected True or False, got {offline!r}")
-    adapter, _key = _open(portal, api_key, session)
+    adapter, _key = _open(portal, api_key, session, api_version)
     with adapter:
         return explain_with(adapter, query, geometry=geometry, offline=offline)
 
@@ -978,6 +988,11 @@ def _source_portal(source: Mapping[str, Any]) -> str:
     return portal
 
 
+def _source_version(source: Mapping[str, Any]) -> str:
+    version = str(source.get("api_version") or "2.1")
+    return version[1:] if version.startswith("v") else version
+
+
 def refresh_read(
     source: Mapping[str, Any],
     *,
@@ -989,13 +1004,13 @@ def refresh_read(
     portal = _source_portal(source)
     key, chosen_session = _credentials(source, api_key, session)
     if source.get("kind") == "catalog":
-        adapter, _resolved = _open(portal, key, chosen_session)
+        adapter, _resolved = _open(portal, key, chosen_session, _source_version(source))
         with adapter:
             return catalog_with(adapter, **dict(source.get("query") or {}), progress=progress)
     kwargs = read_kwargs(source.get("query") or {})
     geometry, labels = kwargs.pop("geometry"), kwargs.pop("labels")
     query = build_query(str(source.get("dataset")), **kwargs)
-    adapter, resolved = _open(portal, key, chosen_session)
+    adapter, resolved = _open(portal, key, chosen_session, _source_version(source))
     with adapter:
         return read_with(
             adapter,
@@ -1025,7 +1040,7 @@ def explain_read(
     geometry = kwargs.pop("geometry")
     kwargs.pop("labels")
     query = build_query(str(source.get("dataset")), **kwargs)
-    adapter, _resolved = _open(portal, key, chosen_session)
+    adapter, _resolved = _open(portal, key, chosen_session, _source_version(source))
     with adapter:
         return explain_with(adapter, query, geometry=geometry, offline=offline)
 
@@ -1215,6 +1230,7 @@ def read_ods_catalog(
     api_key: str | None = None,
     session: Any = None,
     progress: ProgressArg = None,
+    api_version: str = "2.1",
 ) -> pd.DataFrame:
     """One row per dataset of a portal's catalog, with its metadata.
 
@@ -1232,7 +1248,7 @@ def read_ods_catalog(
         Catalog order (``"-modified"``); ``dataset_id`` breaks ties.
     lang, timezone
         Language of the metadata, timezone of its dates (default UTC).
-    api_key, session, progress
+    api_key, session, progress, api_version
         As for :func:`read_ods`.
 
     Returns
@@ -1244,7 +1260,7 @@ def read_ods_catalog(
         ``fields`` (names), ``geo`` (has a geo field), ``visibility``, ``has_records``,
         ``description``, then every other ``metas.default`` key.
     """
-    adapter, _key = _open(portal, api_key, session)
+    adapter, _key = _open(portal, api_key, session, api_version)
     with adapter:
         return catalog_with(
             adapter,

@@ -495,3 +495,16 @@ def test_bad_arguments_are_refused_before_any_request(
             "http://127.0.0.1:9", TREES, session=recording_session, **{"cache": False, **kwargs}
         )
     assert recording_session.urls == []
+
+
+def test_the_garbage_collector_is_left_as_it_was(sample_portal: LocalPortal) -> None:
+    import gc
+
+    read(sample_portal, TREES, limit=150)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read(sample_portal, EVENTS, limit=1_500)  # an export
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
