@@ -18,6 +18,9 @@ from odsframe._version import __version__
 # first import of the submodule would replace it (the module needs only the standard library).
 from odsframe.download import download
 
+# The same for ``push`` (odsframe/push.py imports only the standard library at first).
+from odsframe.push import push
+
 if TYPE_CHECKING:
     from odsframe._dask import read_ods_dask
     from odsframe.accessor import OdsAccessor, ProvenanceError
@@ -110,6 +113,7 @@ __all__ = [
     "download",
     "explain",
     "plot_clusters",
+    "push",
     "read_ods",
     "read_ods_aggregate",
     "read_ods_catalog",

@@ -139,9 +139,13 @@ def read_ods_dask(
     path: str | os.PathLike[str] | None = None,
     select: str | Sequence[str] | None = None,
     where: Any = None,
+    bbox: Sequence[float] | None = None,
+    mask: Any = None,
+    distance: Any = None,
     refine: Any = None,
     exclude: Any = None,
     order_by: str | Sequence[str] | None = None,
+    limit: int | None = None,
     timezone: str | None = None,
     lang: str | None = None,
     geometry: str | bool | None = "auto",
@@ -152,6 +156,7 @@ def read_ods_dask(
     api_key: str | None = None,
     session: Any = None,
     retry: RetryPolicy | None = None,
+    api_version: str = "2.1",
 ) -> Any:
     """Read a dataset as a dask DataFrame (dask-geopandas GeoDataFrame when geo).
 
@@ -162,7 +167,9 @@ def read_ods_dask(
 
     Parameters
     ----------
-    portal, dataset, select, where, refine, exclude, order_by, timezone, lang
+    portal, dataset, select, where, bbox, mask, distance, refine, exclude, order_by, limit
+        As for :func:`~odsframe.read_ods` (a ``limit`` below the count gives one part).
+    timezone, lang, api_version
         As for :func:`~odsframe.read_ods`.
     path
         The download folder (``None``: one in the cache folder).
@@ -193,17 +200,34 @@ def read_ods_dask(
         refine=refine,
         exclude=exclude,
         order_by=order_by,
+        limit=limit,
         timezone=timezone,
         lang=lang,
+        bbox=bbox,
+        mask=mask,
+        distance=distance,
     )
     base_url = resolve_portal(portal)
     key = resolve_api_key(api_key, host=portal_host(base_url))
-    folder = (
-        Path(path)
-        if path is not None
-        else download_folder(base_url, query.normalised_key(), "parquet", credential_digest(key))
-    )
-    with open_adapter(base_url, api_key=key, session=session, retry=retry) as adapter:
+    with open_adapter(
+        base_url, version=api_version, api_key=key, session=session, retry=retry
+    ) as adapter:
+        metadata = None
+        if query.needs_geo_field or (isinstance(geometry, str) and geometry != "auto"):
+            # Spatial filters apply to a geo field of the schema (as in read_ods).
+            from odsframe.frames import fields_from_metadata
+            from odsframe.read import with_geo_field
+
+            metadata = adapter.dataset_metadata(dataset)
+            query = with_geo_field(query, fields_from_metadata(metadata), geometry)
+        version = "" if adapter.version == "2.1" else f"v{adapter.version}:"
+        folder = (
+            Path(path)
+            if path is not None
+            else download_folder(
+                base_url, version + query.normalised_key(), "parquet", credential_digest(key)
+            )
+        )
         manifest = download_parts(
             adapter,
             query,
@@ -212,5 +236,6 @@ def read_ods_dask(
             chunk_rows=chunk_rows,
             workers=workers,
             progress=progress,
+            metadata=metadata,
         )
     return dask_frame(manifest, geometry=geometry, labels=labels)

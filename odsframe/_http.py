@@ -72,7 +72,8 @@ JSON_ACCEPT = "application/json"
 
 # Quota error codes: v1-style 429 bodies, and the 2014-2017 "License Violation" 403.
 _QUOTA_ERROR_CODES = frozenset({10001, QUOTA_DOMAIN_LIMIT, QUOTA_ANONYMOUS_LIMIT})
-_SECRET_PARAMS = re.compile(r"(?i)([?&](?:apikey|api_key|access_token)=)[^&#]*")
+# ``pushkey`` is the real-time push API's key, which ODS takes only in the URL.
+_SECRET_PARAMS = re.compile(r"(?i)([?&](?:apikey|api_key|access_token|pushkey)=)[^&#]*")
 
 Params = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 
@@ -407,6 +408,9 @@ class HTTPClient:
         dataset: str | None = None,
         stream: bool = False,
         accept: str = JSON_ACCEPT,
+        method: str = "GET",
+        body: bytes | None = None,
+        content_type: str | None = None,
     ) -> requests.Response:
         """GET ``url`` with retries; return the successful response or raise an ODSError.
 
@@ -422,18 +426,25 @@ class HTTPClient:
             Leave the body unread (for downloads); the caller must close the response.
         accept
             The ``Accept`` header.
+        method, body, content_type
+            Another method than GET (``POST``), its body and the body's ``Content-Type``.
+            The same retries apply: only send requests that are safe to repeat.
         """
         full_url = build_url(url, params)
         headers = {"User-Agent": self.user_agent, "Accept": accept}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         policy = self.retry
         attempt = 0
         while True:
             attempt += 1
             started = time.monotonic()
-            logger.debug("GET %s (attempt %d)", safe_url(full_url), attempt)
+            logger.debug("%s %s (attempt %d)", method, safe_url(full_url), attempt)
             try:
-                response = self.session.get(
+                response = self.session.request(
+                    method,
                     full_url,
+                    data=body,
                     headers=headers,
                     auth=self._auth,
                     timeout=self.timeout,
@@ -463,7 +474,7 @@ class HTTPClient:
                 ) from err
             except requests.RequestException as err:
                 raise PortalConnectionError(
-                    f"The request to {_about(dataset, full_url)} failed: {err}",
+                    f"The request to {_about(dataset, full_url)} failed: {safe_url(str(err))}",
                     dataset=dataset,
                     url=safe_url(full_url),
                 ) from err
@@ -550,6 +561,33 @@ class HTTPClient:
                 url=safe_url(response.url),
             ) from err
 
+    def post_json(
+        self, url: str, body: bytes, params: Params = None, *, dataset: str | None = None
+    ) -> Any:
+        """POST a JSON ``body`` (already encoded) to ``url`` and decode the JSON answer.
+
+        Retried like a GET (connection failures, 5xx, 429): only for requests that are safe to
+        repeat, such as real-time pushes of records with ids.
+        """
+        response = self.request(
+            url,
+            params,
+            dataset=dataset,
+            method="POST",
+            body=body,
+            content_type="application/json; charset=utf-8",
+        )
+        try:
+            return response.json()
+        except ValueError as err:
+            raise ServerError(
+                f"{_subject(dataset, response.url)} answered something that is not JSON "
+                f"(Content-Type {response.headers.get('Content-Type')!r}).",
+                status=response.status_code,
+                dataset=dataset,
+                url=safe_url(response.url),
+            ) from err
+
     def stream_to(
         self,
         dest: str | os.PathLike[str] | IO[bytes],
@@ -593,6 +631,19 @@ class HTTPClient:
             time.monotonic() - started,
         )
         return written
+
+
+def save_response(
+    response: requests.Response,
+    path: str | os.PathLike[str],
+    *,
+    chunk_size: int = 1 << 16,
+    dataset: str | None = None,
+) -> int:
+    """Write a streamed response's body to ``path`` atomically (as :meth:`HTTPClient.stream_to`
+    does); return the number of bytes written. For callers that choose ``path`` from the
+    answer's headers. The caller closes the response."""
+    return _write_atomically(Path(path), response, chunk_size, dataset)
 
 
 def stream_body_unread(response: requests.Response) -> bool:

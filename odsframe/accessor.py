@@ -26,6 +26,7 @@ from odsframe.errors import ODSError
 
 if TYPE_CHECKING:
     from odsframe.portal import Portal
+    from odsframe.push import PushResult
 
 __all__ = ["OdsAccessor", "ProvenanceError"]
 
@@ -191,6 +192,39 @@ class OdsAccessor:
 
         self._provenance()
         return geocluster_frame(self._frame, zoom, **kwargs)
+
+    # -- writing and files: the frame's own portal and dataset ---------------------------
+
+    def push(self, resource: str, *, pushkey: str, **kwargs: Any) -> PushResult:
+        """Push the frame's rows to its dataset's real-time source ``resource``
+        (see :func:`odsframe.push`). Columns named by labels (``labels=True``) are pushed
+        under their field names."""
+        from odsframe.push import push as push_records
+
+        frame = self._frame
+        if self._provenance().get("query", {}).get("labels"):
+            names = {
+                str(item.get("label")): str(item.get("name"))
+                for item in self._fields_json()
+                if item.get("label") and item.get("name")
+            }
+            frame = frame.rename(columns=lambda column: names.get(column, column))
+        return push_records(
+            self.portal_url, self.dataset, resource, frame, pushkey=pushkey, **kwargs
+        )
+
+    def download_files(self, column: str, folder: Any, **kwargs: Any) -> pd.DataFrame:
+        """Download the files of a ``file`` column into ``folder``; the frame with a column of
+        local paths (see :func:`odsframe.files.download_files`). The key and session of the
+        read are reused when they were given explicitly."""
+        from odsframe.files import download_files
+        from odsframe.read import remembered_credentials
+
+        ods = self._provenance()
+        known_key, known_session = remembered_credentials(ods.get("read_id"))
+        kwargs.setdefault("api_key", known_key)
+        kwargs.setdefault("session", known_session)
+        return download_files(self._frame, column, folder, **kwargs)
 
     def plot_clusters(self, **kwargs: Any) -> Any:
         """Draw this frame of clusters as a map (see :func:`odsframe.plot_clusters`)."""

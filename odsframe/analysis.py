@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 import odsframe.accessor  # noqa: F401  # registers df.ods on the frames made here
-from odsframe._auth import ApiKey, resolve_api_key
-from odsframe._portal_url import portal_host, resolve_portal
+from odsframe._auth import ApiKey
+from odsframe._http import build_url
 from odsframe._spec import (
     GEO_CLUSTER_DEFAULT_RADIUS,
     GEO_CLUSTER_MAX_ZOOM,
@@ -41,7 +41,8 @@ from odsframe._spec import (
     RESERVED_WORDS_V21,
 )
 from odsframe.accessor import ProvenanceError
-from odsframe.api import ExploreAdapter, open_adapter
+from odsframe.api import ExploreAdapter
+from odsframe.api.base import FACETS_PARAMS, grouped_request
 from odsframe.errors import (
     DatasetNotFoundError,
     IncompleteResultError,
@@ -59,8 +60,9 @@ from odsframe.frames.facets import frame_from_facets
 from odsframe.frames.schema import FieldSpec, fields_from_metadata
 from odsframe.plotting import plot_clusters
 from odsframe.query.odsql import literal, quote_field, split_top_level
-from odsframe.query.plan import PlannedRequest
 from odsframe.query.query import Query, facet_filters, order_expression
+from odsframe.read import _metas, query_record, remembered_credentials
+from odsframe.read import _open as _open_read
 
 if TYPE_CHECKING:
     import geopandas
@@ -118,6 +120,18 @@ _FACET_OPTIONS = frozenset({"disjunctive", "hierarchical", "separator", "sort", 
 _FACET_SORTS = frozenset({"count", "-count", "alphanum", "-alphanum", "num", "-num"})
 #: Column names a cluster frame makes itself.
 _CLUSTER_COLUMNS = frozenset({"count", "hull", "geometry"})
+#: The keys of ``read_ods``'s query record that are filters (what every reader here keeps).
+_FILTER_KEYS = (
+    "where",
+    "refine",
+    "exclude",
+    "timezone",
+    "lang",
+    "bbox",
+    "mask",
+    "distance",
+    "geo_field",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,34 +140,14 @@ _CLUSTER_COLUMNS = frozenset({"count", "hull", "geometry"})
 
 def _open(portal: str, api_key: str | ApiKey | None, session: Any) -> ExploreAdapter:
     """An adapter for ``portal`` with the key from the key chain (as ``read_ods`` opens one)."""
-    base_url = resolve_portal(portal)
-    key = resolve_api_key(api_key, host=portal_host(base_url))
-    return open_adapter(base_url, api_key=key, session=session)
-
-
-def _metas(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    metas = metadata.get("metas")
-    default = metas.get("default") if isinstance(metas, Mapping) else None
-    return dict(default) if isinstance(default, Mapping) else {}
+    adapter, _ = _open_read(portal, api_key, session)
+    return adapter
 
 
 def _filters_record(query: Query) -> dict[str, Any]:
     """The filters of ``query`` as plain JSON values (for ``attrs["ods"]["query"]``)."""
-    distance = None
-    if query.distance is not None:
-        (lon, lat), metres = query.distance
-        distance = [[lon, lat], metres]
-    return {
-        "where": list(query.where),
-        "refine": list(query.refine),
-        "exclude": list(query.exclude),
-        "timezone": query.timezone,
-        "lang": query.lang,
-        "bbox": list(query.bbox) if query.bbox is not None else None,
-        "mask": json.loads(query.mask) if query.mask is not None else None,
-        "distance": distance,
-        "geo_field": query.geo_field,
-    }
+    record = query_record(query, geometry=None, labels=False)
+    return {key: record[key] for key in _FILTER_KEYS}
 
 
 def _provenance(
@@ -183,9 +177,8 @@ def _provenance(
     }
 
 
-def _grouped_url(adapter: ExploreAdapter, query: Query, limit: int) -> str:
-    params = tuple(sorted([*query.params(), ("limit", str(limit))]))
-    return adapter.url_for(PlannedRequest("grouped", query.dataset, params))
+def _grouped_url(adapter: ExploreAdapter, query: Query, limit: int | None) -> str:
+    return adapter.url_for(grouped_request(query, limit))
 
 
 # --------------------------------------------------------------------------------------------
@@ -632,8 +625,7 @@ def _offers_json_export(adapter: ExploreAdapter, dataset: str) -> bool:
 
 def _ungrouped_rows(adapter: ExploreAdapter, query: Query) -> list[dict[str, Any]]:
     """The one row of aggregates over every record of ``query`` (no ``group_by``)."""
-    request = PlannedRequest("grouped", query.dataset, tuple(query.params()))
-    return adapter.fetch(request)
+    return adapter.fetch(grouped_request(query, None))
 
 
 def _fetch_all_groups(
@@ -829,11 +821,8 @@ def aggregate_with(
         )
         if query.limit is not None:
             frame = frame.head(query.limit)
-    if keys:
-        first_limit = page_size if query.limit is None else min(query.limit, page_size)
-        url = _grouped_url(adapter, grouped, first_limit)
-    else:
-        url = adapter.url_for(PlannedRequest("grouped", grouped.dataset, tuple(grouped.params())))
+    first_limit = page_size if query.limit is None else min(query.limit, page_size)
+    url = _grouped_url(adapter, grouped, first_limit if keys else None)
     frame.attrs["ods"] = _provenance(
         "aggregate",
         adapter,
@@ -1038,14 +1027,8 @@ def facets_with(
     fetched_at = datetime.now(UTC)
     body = adapter.facets(query.dataset, query=query, facet=parameters)
     frame = frame_from_facets(body)
-    params = [
-        (name, value)
-        for name, value in query.params()
-        if name in ("where", "refine", "exclude", "lang", "timezone")
-    ]
+    params = [(name, value) for name, value in query.params() if name in FACETS_PARAMS]
     params += [("facet", parameter) for parameter in parameters or []]
-    from odsframe._http import build_url
-
     frame.attrs["ods"] = _provenance(
         "facets",
         adapter,
@@ -1564,8 +1547,6 @@ def _frame_adapter(
 ) -> ExploreAdapter:
     """An adapter on the frame's portal, with the key and session of its read if known."""
     if api_key is None or session is None:
-        from odsframe.read import remembered_credentials
-
         remembered_key, remembered_session = remembered_credentials(source.get("read_id"))
         api_key = api_key if api_key is not None else remembered_key
         session = session if session is not None else remembered_session

@@ -3,7 +3,7 @@
 Subcommands (one ``_add_<name>`` function builds each parser, one ``_run_<name>`` runs it):
 
 * ``odsframe serve --data DIR | --sample [--records N] [--host H] [--port P]
-  [--api-key KEY ...] [--quota N] [--faults SPEC]``: run the local ODS-compatible portal in the foreground.
+  [--api-key KEY ...] [--quota N] [--faults SPEC] [--push-key DATASET=KEY ...]``: run the local ODS-compatible portal in the foreground.
   The first line printed is the portal's base URL; Ctrl-C stops it (exit code 0).
 * ``odsframe demo [--records N] [--output DIR]``: a tour on the embedded portal.
 * ``odsframe cache info | clear [--portal P] [--dataset D]``: the on-disk cache.
@@ -30,6 +30,13 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
     return value
+
+
+def _push_key(text: str) -> tuple[str, str]:
+    dataset, separator, key = text.partition("=")
+    if not separator or not dataset.strip() or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected DATASET=KEY, got {text!r}")
+    return dataset.strip(), key.strip()
 
 
 def _port(text: str) -> int:
@@ -86,6 +93,18 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "probability, every:K or first:N)"
         ),
     )
+    parser.add_argument(
+        "--push-key",
+        action="append",
+        default=[],
+        type=_push_key,
+        metavar="DATASET=KEY",
+        dest="push_keys",
+        help=(
+            "open DATASET to the real-time push API with this push key (repeatable); "
+            "--sample opens sample-bike-stations with the key sample-push-key"
+        ),
+    )
     parser.set_defaults(run=_run_serve)
 
 
@@ -117,6 +136,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         faults=args.faults,
+        push_keys=dict(args.push_keys),
     )
     try:
         portal.start()

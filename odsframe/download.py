@@ -1114,6 +1114,8 @@ def download_parts(
     progress: ProgressArg = None,
     metadata: Mapping[str, Any] | None = None,
     attempts: int = CHUNK_ATTEMPTS,
+    count: int | None = None,
+    export_formats: Sequence[str] | None = None,
 ) -> Manifest:
     """Download ``query`` into ``dest_dir`` as part files plus ``manifest.json``; resume.
 
@@ -1140,6 +1142,10 @@ def download_parts(
     attempts
         Tries per chunk, and per planning request whose answer is cut short, before giving
         up (the HTTP layer retries failed connections and 429/5xx answers on its own).
+    count, export_formats
+        The server's count of ``query`` and the dataset's export formats when the caller
+        just asked for them (each saves one request); every part's rows are still checked
+        against the count.
 
     Returns
     -------
@@ -1178,7 +1184,9 @@ def download_parts(
     data_processed = metas.get("data_processed")
     records_count = metas.get("records_count")
     fields = [item for item in metadata.get("fields") or [] if isinstance(item, Mapping)]
-    total = calls.count(query)
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise InvalidQueryArgument(f"count: expected a whole number >= 0, got {count!r}")
+    total = calls.count(query) if count is None else count
 
     manifest = _existing_manifest(folder)
     if manifest is not None:
@@ -1218,7 +1226,17 @@ def download_parts(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="odsframe-download") as pool:
         if manifest is None:
             manifest = _new_manifest(
-                calls, query, folder, fmt, fields, total, chunk_rows, pool, portal, metas
+                calls,
+                query,
+                folder,
+                fmt,
+                fields,
+                total,
+                chunk_rows,
+                pool,
+                portal,
+                metas,
+                export_formats,
             )
             manifest.write()
         else:
@@ -1248,9 +1266,14 @@ def _new_manifest(
     pool: ThreadPoolExecutor,
     portal: str,
     metas: Mapping[str, Any],
+    known_formats: Sequence[str] | None = None,
 ) -> Manifest:
     adapter = calls.adapter
-    formats = calls.retrying(lambda: adapter.export_formats(query.dataset))
+    formats = (
+        list(known_formats)
+        if known_formats is not None
+        else calls.retrying(lambda: adapter.export_formats(query.dataset))
+    )
     if fmt not in {name.lower() for name in formats}:
         raise InvalidQueryArgument(
             f"format: dataset {query.dataset!r} has no {fmt} export (it lists "
@@ -1427,10 +1450,13 @@ def part_reader(
     geometry: str | bool | None = "auto",
     timezone: str | None = None,
     labels: bool = False,
-) -> Callable[[str | os.PathLike[str] | bytes], pd.DataFrame]:
+    file_base_url: str | None = None,
+) -> Callable[[str | os.PathLike[str] | bytes | list[Any]], pd.DataFrame]:
     """A function reading one part file (a path, or its bytes) into a typed frame.
 
-    ``fields`` default to the schema saved in the manifest; ``timezone`` to the query's.
+    ``fields`` default to the schema saved in the manifest; ``timezone`` to the query's;
+    ``file_base_url`` (the base of file URLs) to the v2.1 one of the dataset. Parquet
+    parts may also be given as a list of paths, read as one frame.
     """
     from odsframe._portal_url import dataset_path_segment
     from odsframe.frames import fields_from_metadata
@@ -1440,7 +1466,8 @@ def part_reader(
     options: dict[str, Any] = {
         "timezone": timezone if timezone is not None else manifest.timezone,
         "geometry": geometry,
-        "file_base_url": (
+        "file_base_url": file_base_url
+        or (
             f"{manifest.portal}/api/explore/v2.1/catalog/datasets/"
             f"{dataset_path_segment(manifest.dataset)}/files"
         ),
@@ -1448,7 +1475,7 @@ def part_reader(
     }
     fmt = manifest.format
 
-    def read(path: str | os.PathLike[str] | bytes) -> pd.DataFrame:
+    def read(path: str | os.PathLike[str] | bytes | list[Any]) -> pd.DataFrame:
         if fmt == "parquet":
             return frame_from_parquet(path, specs, labels=labels, **options)
         if fmt == "csv":
@@ -1468,8 +1495,13 @@ def read_parts(
     geometry: str | bool | None = "auto",
     timezone: str | None = None,
     labels: bool = False,
+    file_base_url: str | None = None,
 ) -> pd.DataFrame:
     """One typed frame from a complete download (a :class:`Manifest` or its folder).
+
+    Parquet parts are read together one column at a time (each column of every part, then
+    the next column), so the peak memory stays near the size of the finished frame; other
+    formats are read part by part and concatenated.
 
     Parameters
     ----------
@@ -1480,6 +1512,8 @@ def read_parts(
         by default.
     geometry, timezone, labels
         As for :func:`~odsframe.read_ods`.
+    file_base_url
+        The base of file URLs (file fields); the v2.1 one of the dataset by default.
 
     Raises
     ------
@@ -1497,9 +1531,20 @@ def read_parts(
             "run the download again to finish it",
             dataset=manifest.dataset,
         )
-    read = part_reader(manifest, fields, geometry=geometry, timezone=timezone, labels=labels)
-    frames = [read(path) for path in manifest.files]
-    non_empty = [frame for frame in frames if len(frame)] or frames[:1]
-    if len(non_empty) == 1:
-        return non_empty[0]
-    return pd.concat(non_empty, ignore_index=True)
+    read = part_reader(
+        manifest,
+        fields,
+        geometry=geometry,
+        timezone=timezone,
+        labels=labels,
+        file_base_url=file_base_url,
+    )
+    files = [
+        manifest.folder / chunk.file
+        for chunk in manifest.chunks
+        if chunk.status == "complete" and chunk.rows
+    ] or manifest.files[:1]
+    if manifest.format == "parquet" or len(files) == 1:
+        return read([str(path) for path in files] if len(files) > 1 else files[0])
+    frames = [read(path) for path in files]
+    return pd.concat(frames, ignore_index=True)

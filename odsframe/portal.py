@@ -8,8 +8,10 @@ features, attachments, a readable ``repr`` and an HTML card in Jupyter).
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Self
 
 import pandas as pd
@@ -266,6 +268,28 @@ class Dataset:
             )
         columns = ["id", "title", "mimetype", "url", "href"]
         return pd.DataFrame(rows, columns=columns).astype(pd.StringDtype())
+
+    # -- attachments ----------------------------------------------------------------------
+
+    def download_attachment(self, attachment_id: str, dest: str | os.PathLike[str]) -> Path:
+        """Download one attachment to ``dest``, a file path or an existing folder (then the
+        file is named as published); returns the path written.
+
+        Raises :class:`~odsframe.errors.DatasetNotFoundError` for an unknown attachment id
+        (see :func:`odsframe.files.download_attachment`).
+        """
+        from odsframe.files import download_attachment
+
+        return download_attachment(
+            self.portal._adapter, self.id, attachment_id, dest, metadata=self.metadata
+        )
+
+    def download_attachments(self, folder: str | os.PathLike[str]) -> list[Path]:
+        """Download every attachment into ``folder`` (created if needed); returns the paths
+        (see :func:`odsframe.files.download_attachments`)."""
+        from odsframe.files import download_attachments
+
+        return download_attachments(self.portal._adapter, self.id, folder, metadata=self.metadata)
 
     # -- reading --------------------------------------------------------------------------
 

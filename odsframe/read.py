@@ -24,10 +24,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import hashlib
 import json
 import logging
 import math
+import shutil
 import tempfile
+import threading
+import time
 import uuid
 import warnings
 import weakref
@@ -81,6 +85,18 @@ logger = logging.getLogger(__name__)
 
 #: Bumped when the frames read_ods builds change, so older cache entries become misses.
 READER_VERSION = "1"
+#: Most records an export read fetches as one part; larger reads are sliced into parts of
+#: at most this many records (see :func:`odsframe.download.download_parts`). One part
+#: is the fastest way to read a million records; slicing costs planning requests.
+READ_CHUNK_ROWS = 2_000_000
+#: Parts of a sliced read downloaded at once.
+READ_WORKERS = 4
+#: Sub-folder of the cache folder where export reads download their parts.
+READS_FOLDER = "reads"
+#: Download folders of reads untouched for this long are removed (a failed read keeps its
+#: folder so that the same read resumes it).
+STALE_READ_SECONDS = 24 * 3600
+ENGINES = ("pandas", "dask")
 #: How many reads remember their explicit credentials for ``df.ods.refresh()``.
 _REMEMBERED_READS = 256
 
@@ -274,8 +290,11 @@ def _geo_specs(specs: Sequence[FieldSpec]) -> list[FieldSpec]:
     return [spec for spec in specs if spec.is_geo]
 
 
-def _with_geo_field(query: Query, specs: Sequence[FieldSpec], geometry: GeometryArg) -> Query:
-    """Point the spatial filters at a geo field: the one named by ``geometry``, else the first."""
+def with_geo_field(query: Query, specs: Sequence[FieldSpec], geometry: GeometryArg) -> Query:
+    """Point the spatial filters at a geo field: the one named by ``geometry``, else the first.
+
+    Also checks that ``geometry`` names a geo field of the schema.
+    """
     geo = _geo_specs(specs)
     names = [spec.name for spec in geo]
     if isinstance(geometry, str) and geometry != "auto" and geometry not in names:
@@ -510,7 +529,7 @@ def _fetch(
     if metadata is None:
         metadata = adapter.dataset_metadata(query.dataset)
     specs = fields_from_metadata(metadata)
-    query = _with_geo_field(query, specs, geometry)
+    query = with_geo_field(query, specs, geometry)
     plan = _plan(
         adapter,
         query,
@@ -844,7 +863,7 @@ def explain_with(
         return _explain_offline(adapter, query, geometry, records_threshold)
     made = [adapter.dataset_url(query.dataset)]
     metadata = adapter.dataset_metadata(query.dataset)
-    query = _with_geo_field(query, fields_from_metadata(metadata), geometry)
+    query = with_geo_field(query, fields_from_metadata(metadata), geometry)
     plan = _plan(adapter, query, metadata, records_threshold=records_threshold, made=made)
     if plan.count is not None:
         made.insert(1, adapter.url_for(plan.count))

@@ -44,26 +44,26 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from odsframe._http import build_url
 from odsframe._portal_url import dataset_path_segment
-from odsframe._spec import (
-    GROUP_BY_MAX_LIMIT,
-    RECORDS_MAX_LIMIT,
-    SEARCH_V1_DATASETS,
-    SEARCH_V1_RECORDS,
+from odsframe._spec import SEARCH_V1_DATASETS, SEARCH_V1_RECORDS
+from odsframe.api.base import (
+    CatalogRequest,
+    ExploreAdapter,
+    check_page_window,
+    item_alias,
+    plain_name,
 )
-from odsframe.api.base import ExploreAdapter, check_page_window
 from odsframe.errors import InvalidQueryArgument, ServerError
 from odsframe.frames.records import records_from_v1
 from odsframe.frames.schema import normalize_annotations
-from odsframe.query.odsql import split_top_level, where_conditions
-from odsframe.query.plan import DEFAULT_RECORDS_THRESHOLD, PlannedRequest, count_request
-from odsframe.query.query import Query, facet_filters, normalise_order_by
+from odsframe.query.odsql import split_top_level
+from odsframe.query.plan import DEFAULT_RECORDS_THRESHOLD, PlannedRequest
+from odsframe.query.query import Query
 
 __all__ = ["SearchV1", "V1Translation", "translate_where"]
 
@@ -202,18 +202,18 @@ class _Reader:
         return text
 
     def disjunction(self) -> str:
-        parts = [self.conjunction()]
-        while self.keyword("or"):
-            self.take()
-            parts.append(self.conjunction())
-        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+        return self.chain("or", self.conjunction)
 
     def conjunction(self) -> str:
-        parts = [self.negation()]
-        while self.keyword("and"):
+        return self.chain("and", self.negation)
+
+    def chain(self, word: str, operand: Callable[[], str]) -> str:
+        """``operand (word operand)*``, parenthesised when there are several."""
+        parts = [operand()]
+        while self.keyword(word):
             self.take()
-            parts.append(self.negation())
-        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else "(" + f" {word.upper()} ".join(parts) + ")"
 
     def negation(self) -> str:
         if self.keyword("not"):
@@ -474,20 +474,6 @@ def _order_expression(item: str) -> tuple[str, bool]:
     return text, False
 
 
-def _plain_name(expression: str) -> str | None:
-    match = re.fullmatch(r"`?(?P<name>[A-Za-z0-9_]+)`?", expression.strip())
-    return match["name"] if match else None
-
-
-def _item_alias(item: str) -> tuple[str, str | None]:
-    match = re.fullmatch(
-        r"(?P<expr>.+?)\s+as\s+(?P<alias>[A-Za-z0-9_]+)", item.strip(), re.IGNORECASE | re.DOTALL
-    )
-    if match:
-        return match["expr"].strip(), match["alias"]
-    return item.strip(), None
-
-
 @dataclass(frozen=True)
 class _Serie:
     key: str
@@ -515,6 +501,10 @@ class SearchV1(ExploreAdapter):
     """
 
     version = "1.0"
+    count_key = "nhits"
+    export_format_names = DOWNLOAD_FORMATS
+    export_format_label = "a v1 download format"
+    grouped_max_limit = None
 
     def __init__(self, portal: str, http: Any) -> None:
         super().__init__(portal, http)
@@ -581,7 +571,7 @@ class SearchV1(ExploreAdapter):
         sorts = []
         for item in split_top_level(order_by):
             expression, descending = _order_expression(item)
-            name = _plain_name(expression)
+            name = plain_name(expression)
             if name is None:
                 raise InvalidQueryArgument(
                     f"order_by: {item!r} cannot be a v1 sort (v1 sorts on field names only)"
@@ -624,7 +614,7 @@ class SearchV1(ExploreAdapter):
     def _fields_param(select: str) -> str:
         names = []
         for item in split_top_level(select):
-            name = _plain_name(item)
+            name = plain_name(item)
             if name is None:
                 raise InvalidQueryArgument(
                     f"select: {item!r} cannot be asked from v1, which returns fields by name "
@@ -657,54 +647,15 @@ class SearchV1(ExploreAdapter):
 
     # -- records --------------------------------------------------------------------------
 
-    def count(self, query: Query) -> int:
-        """``nhits`` of a ``rows=0`` records search."""
-        if query.grouped:
-            raise InvalidQueryArgument(
-                "group_by: grouped answers have no count; use grouped() instead"
-            )
-        request = count_request(query)
-        body = self._search(request)
-        total = body.get("nhits")
-        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-            raise ServerError(
-                f"The count of dataset {query.dataset!r} has no valid nhits ({total!r}).",
-                dataset=query.dataset,
-                url=f"{self.records_url}/search/",
-            )
-        return total
+    def _count_answer(self, request: PlannedRequest) -> tuple[dict[str, Any], str]:
+        return self._search(request), f"{self.records_url}/search/"
 
     def _search(self, request: PlannedRequest) -> dict[str, Any]:
         _, params = self._v1_request(request)
         url = f"{self.records_url}/search/"
-        body = self._json(url, params, request.dataset)
-        if not isinstance(body, dict):
-            raise ServerError(
-                f"{url} answered a JSON {type(body).__name__} where an object was expected.",
-                dataset=request.dataset,
-                url=url,
-            )
-        return body
+        return self._json_object(url, params, request.dataset)
 
-    def records_page(
-        self, query: Query, limit: int, offset: int, *, order_by: Sequence[str] | None = None
-    ) -> list[dict[str, Any]]:
-        """One page of flat records (v2.1 shape); ``limit <= 100``."""
-        if query.grouped:
-            raise InvalidQueryArgument("group_by: use grouped() for grouped queries")
-        check_page_window(limit, offset)
-        order = normalise_order_by(order_by) if order_by is not None else query.order_by
-        params = [(name, value) for name, value in query.params() if name != "order_by"]
-        if order:
-            params.append(("order_by", ", ".join(order)))
-        params += [("limit", str(limit)), ("offset", str(offset))]
-        return self.fetch(PlannedRequest("records", query.dataset, tuple(sorted(params))))
-
-    def fetch(self, request: PlannedRequest) -> list[dict[str, Any]]:
-        if request.kind not in ("records", "grouped"):
-            raise InvalidQueryArgument(
-                f"fetch: runs records and grouped requests, not {request.kind!r}"
-            )
+    def _fetch(self, request: PlannedRequest) -> list[dict[str, Any]]:
         if request.kind == "grouped" or request.param("group_by"):
             return self._analyze(request)
         check_page_window(request.limit or 0, request.offset)
@@ -756,11 +707,7 @@ class SearchV1(ExploreAdapter):
         field or arithmetic. ``order_by`` on the key or an aggregate; ``limit`` caps the
         groups (``maxpoints``).
         """
-        if not query.grouped:
-            raise InvalidQueryArgument("group_by: grouped() needs a query with group_by")
-        limit = GROUP_BY_MAX_LIMIT if query.limit is None else query.limit
-        params = tuple(sorted([*query.params(), ("limit", str(limit))]))
-        return self.fetch(PlannedRequest("grouped", query.dataset, params))
+        return super().grouped(query)
 
     def _analyze_plan(self, dataset: str, params: Sequence[tuple[str, str]]) -> _AnalyzePlan:
         values = dict(params)
@@ -770,9 +717,9 @@ class SearchV1(ExploreAdapter):
                 f"group_by: v1 analyze groups on one key, got {len(items)} "
                 f"({values.get('group_by')!r}); use the v2.1 API"
             )
-        expression, alias = _item_alias(items[0])
+        expression, alias = item_alias(items[0])
         fields = self._field_map(dataset)
-        name = _plain_name(expression)
+        name = plain_name(expression)
         components: dict[str, str] = {}
         if name is not None:
             key = alias or name
@@ -797,7 +744,7 @@ class SearchV1(ExploreAdapter):
                     f"group_by: {expression!r} cannot be a v1 analyze x (a field, or year(), "
                     "month(), day(), hour(), minute(), dayofweek() of a date field)"
                 )
-            arg = _plain_name(call["arg"])
+            arg = plain_name(call["arg"])
             if arg is None:
                 raise InvalidQueryArgument(
                     f"group_by: {expression!r}: the argument must be a field"
@@ -810,8 +757,8 @@ class SearchV1(ExploreAdapter):
         series = []
         key_names = {key, expression, *([name] if name else [])}
         for index, item in enumerate(split_top_level(values.get("select", ""))):
-            expr, item_alias = _item_alias(item)
-            if expr in key_names or _plain_name(expr) in key_names:
+            expr, serie_alias = item_alias(item)
+            if expr in key_names or plain_name(expr) in key_names:
                 continue  # the group key itself
             call = re.fullmatch(r"(?P<f>[A-Za-z]+)\s*\((?P<arg>.*)\)", expr, re.DOTALL)
             if call is None or call["f"].lower() not in _AGGREGATES:
@@ -823,7 +770,7 @@ class SearchV1(ExploreAdapter):
             serie_expr = None if argument in ("*", "") else argument.replace("`", "")
             if func != "COUNT" and serie_expr is None:
                 raise InvalidQueryArgument(f"select: {item!r} needs a field")
-            series.append(_Serie(item_alias or expr, f"s{index}", func, serie_expr))
+            series.append(_Serie(serie_alias or expr, f"s{index}", func, serie_expr))
         return _AnalyzePlan(key, x_field, components, kind, tuple(series))
 
     def _analyze_params(
@@ -844,7 +791,7 @@ class SearchV1(ExploreAdapter):
             if len(items) != 1:
                 raise InvalidQueryArgument("order_by: v1 analyze sorts on one key or serie")
             expression, descending = _order_expression(items[0])
-            target = _plain_name(expression) or expression
+            target = plain_name(expression) or expression
             by_key = {serie.key: serie.name for serie in series}
             if target in (plan.key, plan.x_field):
                 out.append(("sort", "x" if descending else "-x"))
@@ -882,16 +829,8 @@ class SearchV1(ExploreAdapter):
 
     # -- exports --------------------------------------------------------------------------
 
-    def stream_export(
-        self, query: Query, fmt: str, dest: str | Path | IO[bytes], **options: Any
-    ) -> int:
-        """Stream ``/api/records/1.0/download/`` of ``query`` in ``fmt`` (csv, json,
-        geojson) to ``dest``; ``options``: ``csv_separator``, ``use_labels_for_header``."""
-        fmt = fmt.lower() if isinstance(fmt, str) else fmt
-        if fmt not in DOWNLOAD_FORMATS:
-            raise InvalidQueryArgument(
-                f"fmt: {fmt!r} is not a v1 download format ({', '.join(DOWNLOAD_FORMATS)})"
-            )
+    def _check_export_options(self, query: Query, options: Mapping[str, Any]) -> None:
+        """Only ``csv_separator`` and ``use_labels_for_header``; no grouping."""
         unknown = set(options) - _DOWNLOAD_OPTIONS
         if unknown:
             raise InvalidQueryArgument(
@@ -900,103 +839,63 @@ class SearchV1(ExploreAdapter):
             )
         if query.grouped:
             raise InvalidQueryArgument("group_by: the v1 download has no grouping; use grouped()")
-        limit = "-1" if query.limit is None else str(query.limit)
-        params = [*query.params(), ("limit", limit)]
-        params += [
-            (name, ("true" if value else "false") if isinstance(value, bool) else str(value))
-            for name, value in options.items()
-        ]
-        request = PlannedRequest("export", query.dataset, tuple(sorted(params)), fmt)
-        return self.stream_planned(request, dest)
 
-    def stream_planned(self, request: PlannedRequest, dest: str | Path | IO[bytes]) -> int:
-        if request.kind != "export" or not request.export_format:
-            raise InvalidQueryArgument("stream_planned: needs an export request with a format")
+    def _export_call(self, request: PlannedRequest) -> tuple[str, Any]:
+        """``/api/records/1.0/download/`` in csv, json or geojson."""
         if request.export_format not in DOWNLOAD_FORMATS:
             raise InvalidQueryArgument(
                 f"stream_planned: {request.export_format!r} is not a v1 download format"
             )
         _, params = self._v1_request(request)
-        url = f"{self.records_url}/download/"
-        return self.http.stream_to(dest, url, params, dataset=request.dataset)
+        return f"{self.records_url}/download/", params
 
     # -- facets and catalog ---------------------------------------------------------------
 
-    def facets(
-        self,
-        dataset: str,
-        *,
-        query: Query | None = None,
-        facet: str | Sequence[str] | None = None,
+    def _facets(
+        self, dataset: str, filters: list[tuple[str, str]], names: list[Any] | None
     ) -> dict[str, Any]:
-        """The facets of a ``rows=0`` search as ``{"facets": [...]}`` (v2.1 items, ``value``).
-
-        Without ``facet``, the dataset's ``facet``-annotated fields.
-        """
-        if query is not None and query.dataset != dataset:
-            raise InvalidQueryArgument(
-                f"query: it reads {query.dataset!r}, not the dataset {dataset!r}"
-            )
-        if facet is None:
+        """The facets of a ``rows=0`` search (items get ``value``); by default those of
+        the dataset's ``facet``-annotated fields."""
+        if names is None:
             names = [
                 item["name"]
                 for item in self._fields(dataset)
                 if "facet" in normalize_annotations(item.get("annotations"))
             ]
-        else:
-            names = [facet] if isinstance(facet, str) else list(facet)
         for name in names:
             if not isinstance(name, str) or not _V1_NAME.fullmatch(name.strip()):
                 raise InvalidQueryArgument(
                     f"facet: v1 takes facet names, got {name!r} (no facet(...) expressions)"
                 )
-        pairs = [
-            (name, value)
-            for name, value in (query.params() if query is not None else [])
-            if name in ("where", "refine", "exclude", "timezone", "lang")
-        ]
-        request = PlannedRequest("count", dataset, tuple(sorted([*pairs, ("limit", "0")])))
+        request = PlannedRequest("count", dataset, tuple(sorted([*filters, ("limit", "0")])))
         _, params = self._v1_request(request)
         params += [("facet", name.strip()) for name in names]
         body = self._json(f"{self.records_url}/search/", params, dataset)
         groups = body.get("facet_groups", []) if isinstance(body, Mapping) else []
         return {"facets": [_facet_group_v21(group) for group in groups]}
 
-    def catalog_page(
-        self,
-        *,
-        select: str | Sequence[str] | None = None,
-        where: Any = None,
-        order_by: str | Sequence[str] | None = None,
-        refine: Any = None,
-        exclude: Any = None,
-        limit: int = RECORDS_MAX_LIMIT,
-        offset: int = 0,
-        lang: str | None = None,
-        timezone: str | None = None,
-    ) -> dict[str, Any]:
+    def _catalog_page(self, request: CatalogRequest) -> dict[str, Any]:
         """``GET /api/datasets/1.0/search/`` as ``{"total_count", "results": [...]}``."""
-        check_page_window(limit, offset)
-        if select:
+        if request.select:
             raise InvalidQueryArgument(
                 "select: the v1 dataset search returns whole dataset objects; drop select"
             )
         params: list[tuple[str, str]] = []
-        translation = translate_where(sorted(set(where_conditions(where))))
+        translation = translate_where(request.where)
         if translation.geofilters:
             raise InvalidQueryArgument("where: the v1 dataset search has no geofilters")
         if translation.q is not None:
             params.append(("q", translation.q))
-        params += [_facet_pair(item, "refine") for item in facet_filters(refine, "refine")]
-        params += [_facet_pair(item, "exclude") for item in facet_filters(exclude, "exclude")]
-        for item in normalise_order_by(order_by):
+        params += [_facet_pair(item, "refine") for item in request.refine]
+        params += [_facet_pair(item, "exclude") for item in request.exclude]
+        for item in request.order_by:
             expression, descending = _order_expression(item)
-            name = _plain_name(expression)
+            name = plain_name(expression)
             if name is None:
                 raise InvalidQueryArgument(f"order_by: {item!r} cannot be a v1 sort")
             params.append(("sort", name if descending else f"-{name}"))
-        params += [pair for pair in Query("catalog", lang=lang, timezone=timezone).params()]
-        params += [("rows", str(limit)), ("start", str(offset))]
+        params += request.locale
+        params += [("rows", str(request.limit)), ("start", str(request.offset))]
         url = f"{self.catalog_url}/search/"
         body = self._json(url, params, None)
         if not isinstance(body, Mapping) or not isinstance(body.get("datasets"), list):

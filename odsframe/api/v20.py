@@ -22,22 +22,19 @@ Spatial filters are sent with the v2.0 predicate names: ``bbox(f, lat, lon, lat,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from odsframe._http import build_url
-from odsframe._spec import EXPLORE_V20, RECORDS_MAX_LIMIT
-from odsframe.api.base import check_page_window
+from odsframe._spec import EXPLORE_V20
+from odsframe.api.base import CatalogRequest, item_alias, plain_name
 from odsframe.api.v21 import ExploreV21
-from odsframe.errors import InvalidQueryArgument, ServerError
+from odsframe.errors import ServerError
 from odsframe.frames.records import records_from_v20
 from odsframe.frames.schema import normalize_annotations
 from odsframe.query.odsql import split_top_level
 from odsframe.query.plan import PlannedRequest
-from odsframe.query.query import Query
 
 __all__ = ["ExploreV20", "v20_where"]
 
@@ -46,11 +43,6 @@ EXPORT_FORMATS_V20: frozenset[str] = frozenset(
     {"json", "geojson", "shp", "csv", "xls", "jsonl", "jsonld", "rdfxml", "turtle", "n3"}
     | {"ical", "ov2"}
 )
-_QUERY_PARAMS = frozenset(
-    {"select", "where", "refine", "exclude", "order_by", "group_by", "timezone", "lang"}
-    | {"limit", "offset"}
-)
-_SECRET_OPTIONS = frozenset({"apikey", "api_key", "access_token"})
 _DATE_PARTS = frozenset(
     {"year", "month", "day", "hour", "minute", "second", "millisecond", "quarter", "dayofweek"}
 )
@@ -62,8 +54,6 @@ _IN_BBOX = re.compile(
 )
 _WITHIN_DISTANCE = re.compile(rf"within_distance\((?P<args>{_FIELD}, geom'[^']*', \S+)\)")
 _INTERSECTS = re.compile(rf"intersects\((?P<field>{_FIELD}), (?P<geometry>geom'[^']*')\)")
-_ALIAS = re.compile(r"^(?P<expr>.+?)\s+as\s+(?P<alias>[A-Za-z0-9_]+)$", re.IGNORECASE | re.DOTALL)
-_PLAIN = re.compile(r"`?(?P<name>[A-Za-z0-9_]+)`?")
 _CALL = re.compile(r"^(?P<name>[A-Za-z_]+)\s*\(", re.IGNORECASE)
 
 
@@ -95,24 +85,17 @@ def _v20_params(params: Any) -> list[tuple[str, str]]:
     return [(name, v20_where(value) if name == "where" else value) for name, value in pairs]
 
 
-def _option_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _item_key(item: str) -> tuple[str, str]:
     """``(result key, expression)`` of a select or group_by item as ODS names results."""
-    match = _ALIAS.match(item.strip())
-    if match:
-        return match["alias"], match["expr"].strip()
-    expression = item.strip()
-    plain = _PLAIN.fullmatch(expression)
-    return (plain["name"] if plain else expression), expression
+    expression, alias = item_alias(item)
+    return alias or plain_name(expression) or expression, expression
 
 
 class ExploreV20(ExploreV21):
     """Explore API v2.0: ``<portal>/api/v2/catalog/...``, answers in the v2.1 shapes.
+
+    ``stream_export`` takes a v2.0 format (json, geojson, csv, jsonl, xls, shp ...) and the
+    format's own parameters as options (``delimiter=","``, ``with_bom=True`` ...).
 
     Examples
     --------
@@ -121,6 +104,8 @@ class ExploreV20(ExploreV21):
     """
 
     version = "2.0"
+    export_format_names = tuple(sorted(EXPORT_FORMATS_V20))
+    export_format_label = "a v2.0 export format"
 
     def __init__(self, portal: str, http: Any) -> None:
         super().__init__(portal, http)
@@ -130,17 +115,9 @@ class ExploreV20(ExploreV21):
     def catalog_url(self) -> str:
         return f"{self.base_url}{EXPLORE_V20}/catalog"
 
-    # -- parameters in v2.0 form ----------------------------------------------------------
-
-    def url_for(self, request: PlannedRequest) -> str:
-        if request.kind == "export":
-            path = f"{self.dataset_url(request.dataset)}/exports/{request.export_format}"
-        else:
-            path = f"{self.dataset_url(request.dataset)}/records"
-        return build_url(path, _v20_params(request.params))
-
-    def _json_object(self, url: str, params: Any, dataset: str | None) -> dict[str, Any]:
-        return super()._json_object(url, _v20_params(params), dataset)
+    def _wire_params(self, params: Any) -> list[tuple[str, str]]:
+        """Request parameters with the ``where`` conditions in their v2.0 form."""
+        return _v20_params(params)
 
     # -- metadata -------------------------------------------------------------------------
 
@@ -160,15 +137,10 @@ class ExploreV20(ExploreV21):
 
     # -- records --------------------------------------------------------------------------
 
-    def fetch(self, request: PlannedRequest) -> list[dict[str, Any]]:
-        if request.kind not in ("records", "grouped"):
-            raise InvalidQueryArgument(
-                f"fetch: runs records and grouped requests, not {request.kind!r}"
-            )
-        if request.kind == "records":
-            check_page_window(request.limit or 0, request.offset)
-        url = f"{self.dataset_url(request.dataset)}/records"
-        body = self._json_object(url, request.params, request.dataset)
+    def _records(
+        self, body: dict[str, Any], url: str, request: PlannedRequest
+    ) -> list[dict[str, Any]]:
+        """The v2.0 records of an answer as flat records, groups in their v2.1 form."""
         try:
             records = records_from_v20(body)
         except ServerError as err:
@@ -193,9 +165,9 @@ class ExploreV20(ExploreV21):
         types = self._types(request.dataset) if group_by else {}
         for item in split_top_level(group_by):
             key, expression = _item_key(item)
-            plain = _PLAIN.fullmatch(expression)
-            if plain and types.get(plain["name"], ("", ""))[0] in ("date", "datetime"):
-                date_keys[key] = types[plain["name"]]
+            name = plain_name(expression)
+            if name and types.get(name, ("", ""))[0] in ("date", "datetime"):
+                date_keys[key] = types[name]
         for item in [*split_top_level(group_by), *split_top_level(select)]:
             key, expression = _item_key(item)
             call = _CALL.match(expression)
@@ -210,72 +182,11 @@ class ExploreV20(ExploreV21):
                     group[key] = int(value)
         return groups
 
-    # -- exports --------------------------------------------------------------------------
-
-    def stream_export(
-        self, query: Query, fmt: str, dest: str | Path | IO[bytes], **options: Any
-    ) -> int:
-        """Stream ``/exports/<fmt>`` of ``query`` to ``dest``; return bytes written.
-
-        ``fmt`` is a v2.0 format (json, geojson, csv, jsonl, xls, shp ...); ``options``
-        are the format's own parameters (``delimiter=","``, ``with_bom=True`` ...).
-        """
-        fmt = fmt.lower() if isinstance(fmt, str) else fmt
-        if fmt not in EXPORT_FORMATS_V20:
-            raise InvalidQueryArgument(
-                f"fmt: {fmt!r} is not a v2.0 export format "
-                f"({', '.join(sorted(EXPORT_FORMATS_V20))})"
-            )
-        secrets = _SECRET_OPTIONS & {name.lower() for name in options}
-        if secrets:
-            raise InvalidQueryArgument(
-                f"options: {', '.join(sorted(secrets))} would put a key in the URL; pass "
-                "api_key= to the adapter (it is sent as a header)"
-            )
-        clash = _QUERY_PARAMS & set(options)
-        if clash:
-            raise InvalidQueryArgument(
-                f"options: {', '.join(sorted(clash))} belong in the Query, not in options"
-            )
-        limit = "-1" if query.limit is None else str(query.limit)
-        params = [*query.params(), ("limit", limit)]
-        params += [(name, _option_value(value)) for name, value in options.items()]
-        request = PlannedRequest("export", query.dataset, tuple(sorted(params)), fmt)
-        return self.stream_planned(request, dest)
-
-    def stream_planned(self, request: PlannedRequest, dest: str | Path | IO[bytes]) -> int:
-        if request.kind != "export" or not request.export_format:
-            raise InvalidQueryArgument("stream_planned: needs an export request with a format")
-        url = f"{self.dataset_url(request.dataset)}/exports/{request.export_format}"
-        return self.http.stream_to(dest, url, _v20_params(request.params), dataset=request.dataset)
-
     # -- catalog --------------------------------------------------------------------------
 
-    def catalog_page(
-        self,
-        *,
-        select: str | Sequence[str] | None = None,
-        where: Any = None,
-        order_by: str | Sequence[str] | None = None,
-        refine: Any = None,
-        exclude: Any = None,
-        limit: int = RECORDS_MAX_LIMIT,
-        offset: int = 0,
-        lang: str | None = None,
-        timezone: str | None = None,
-    ) -> dict[str, Any]:
+    def _catalog_page(self, request: CatalogRequest) -> dict[str, Any]:
         """``GET /catalog/datasets`` as ``{"total_count", "results": [dataset, ...]}``."""
-        body = super().catalog_page(
-            select=select,
-            where=where,
-            order_by=order_by,
-            refine=refine,
-            exclude=exclude,
-            limit=limit,
-            offset=offset,
-            lang=lang,
-            timezone=timezone,
-        )
+        body = super()._catalog_page(request)
         items = body.get("datasets")
         if not isinstance(items, list):
             raise ServerError(

@@ -8,11 +8,12 @@ installed. See ods-api.md section 6.3 for the encodings of each format.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import pandas as pd
@@ -429,7 +430,7 @@ def _describe(what: str, payload: Any) -> str:
 
 
 def frame_from_parquet(
-    source: Source,
+    source: Source | Sequence[Source],
     fields: FieldsLike = None,
     *,
     columns: Sequence[str] | None = None,
@@ -439,47 +440,154 @@ def frame_from_parquet(
     file_base_url: str | None = None,
     all_fields: bool = False,
 ) -> pd.DataFrame:
-    """A typed frame from a Parquet export (GeoParquet included).
+    """A typed frame from a Parquet export (GeoParquet included), or from several.
 
     Geometry columns may be WKB (listed in the GeoParquet ``geo`` metadata) or GeoJSON text;
     geo_point_2d may also be a ``{lon, lat}`` (or ``{x, y}``) struct or ``"lat, lon"`` text. Typed
     columns are converted column-at-once (no per-row Python for numbers, text, timestamps, WKB
     and point structs).
+
+    The file is read one column at a time, and each column is converted and its Arrow
+    memory released before the next is read: the peak memory is the finished frame plus
+    one column, not the frame plus the whole Arrow table.
+
+    Parameters
+    ----------
+    source
+        The export's bytes, a path or a binary file object; or a list of these (the parts of
+        one download, with the same columns), read as one frame in order.
+    fields
+        The schema (None: types from the Arrow types).
+    columns
+        Only these columns, in this order.
+    timezone, geometry, labels, file_base_url, all_fields
+        As for :func:`~odsframe.frames.records.frame_from_records`.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     tz = check_timezone(timezone)
     specs = as_fields(fields)
-    if isinstance(source, bytes | bytearray | memoryview):
-        source = pa.BufferReader(bytes(source))
-    try:
-        table = pq.read_table(source, columns=list(columns) if columns is not None else None)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ServerError(f"could not read the Parquet export: {exc}") from exc
-    geo_columns = _geoparquet_columns(table.schema.metadata or {})
+    sources = list(source) if isinstance(source, list | tuple) else [source]
+    if not sources:
+        raise InvalidQueryArgument("frame_from_parquet: no Parquet source given")
     schema = {spec.name: spec for spec in specs or []}
     data: dict[str, pd.Series] = {}
     used: list[FieldSpec] = []
-    for name in table.column_names:
-        if name.startswith("__index_level_"):
-            continue
-        values = table.column(name)
-        spec = (
-            schema.get(name)
-            or TECHNICAL_FIELDS.get(name)
-            or _field_from_arrow(name, values.type, geo_columns.get(name))
-        )
-        data[name] = cast_values(
-            values, spec, timezone=tz, file_base_url=file_base_url, from_text=True
-        )
-        used.append(spec)
-    frame = (
-        pd.DataFrame(data, copy=False)
-        if data
-        else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
-    )
+    pool = pa.default_memory_pool()
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(_open_parquet(item)) for item in sources]
+        names = _parquet_column_names(files[0], columns)
+        geo_columns = _geoparquet_columns(files[0].schema_arrow.metadata or {})
+        rows = sum(file.metadata.num_rows for file in files)
+        for name in _conversion_order(names, schema, files[0].schema_arrow, geo_columns):
+            parts = [_read_parquet_column(file, name) for file in files]
+            pool.release_unused()  # what decoding used beyond the column itself
+            typed = [part.type for part in parts if not pa.types.is_null(part.type)]
+            kind = typed[0] if typed else pa.null()
+            spec = (
+                schema.get(name)
+                or TECHNICAL_FIELDS.get(name)
+                or _field_from_arrow(name, kind, geo_columns.get(name))
+            )
+            options: dict[str, Any] = {
+                "timezone": tz,
+                "file_base_url": file_base_url,
+                "from_text": True,
+            }
+            if all(other == kind for other in typed):
+                # One chunked column (all-null parts take the type of the others).
+                chunks = [chunk for part in parts for chunk in part.cast(kind).chunks]
+                del parts
+                data[name] = cast_values(pa.chunked_array(chunks, type=kind), spec, **options)
+                del chunks
+            else:
+                converted = [cast_values(part, spec, **options) for part in parts]
+                del parts
+                data[name] = pd.concat(converted, ignore_index=True).rename(name)
+                del converted
+            used.append(spec)
+            pool.release_unused()  # the column's Arrow buffers go back to the system
+    data = {name: data[name] for name in names}
+    used.sort(key=lambda spec: names.index(spec.name))
+    frame = pd.DataFrame(data, copy=False) if data else pd.DataFrame(index=pd.RangeIndex(rows))
     return _finish(frame, specs, used, tz, geometry, labels=labels, all_fields=all_fields)
+
+
+def _conversion_order(
+    names: list[str],
+    schema: Mapping[str, FieldSpec],
+    arrow_schema: Any,
+    geo_columns: Mapping[str, Any],
+) -> list[str]:
+    """Columns in the order to convert them: the ones needing most scratch memory first.
+
+    Geometries (WKB, then millions of shapely objects), lists and text use several times
+    their own size while they are decoded and converted, numbers little more than their
+    size. The peak of a read is the frame built so far plus the scratch memory of the
+    column at hand: converting the greedy columns first takes their scratch memory while
+    little else is held.
+    """
+    import pyarrow as pa
+
+    def weight(name: str) -> int:
+        spec = schema.get(name)
+        if (spec is not None and spec.is_geo) or name in geo_columns:
+            return 0
+        kind = arrow_schema.field(name).type if name in arrow_schema.names else pa.null()
+        if pa.types.is_nested(kind) or (spec is not None and spec.multivalued):
+            return 1
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            return 1
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return 2
+        return 3
+
+    return sorted(names, key=weight)
+
+
+@contextlib.contextmanager
+def _open_parquet(source: Source) -> Iterator[Any]:
+    """A ``pyarrow.parquet.ParquetFile`` that reads only what is asked, column by column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if isinstance(source, bytes | bytearray | memoryview):
+        source = pa.BufferReader(pa.py_buffer(source))
+    elif isinstance(source, str | os.PathLike):
+        source = os.fspath(source)
+    try:
+        # No pre-buffering: it would read ahead (and hold) more than the one column read.
+        parquet_file = pq.ParquetFile(source, pre_buffer=False)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ServerError(f"could not read the Parquet export: {exc}") from exc
+    try:
+        yield parquet_file
+    finally:
+        parquet_file.close()
+
+
+def _parquet_column_names(parquet_file: Any, columns: Sequence[str] | None) -> list[str]:
+    names = [name for name in parquet_file.schema_arrow.names if not name.startswith("__index_level_")]
+    if columns is None:
+        return names
+    wanted = [columns] if isinstance(columns, str) else list(columns)
+    missing = [name for name in wanted if name not in names]
+    if missing:
+        raise InvalidQueryArgument(
+            f"columns: the Parquet export has no column {', '.join(map(repr, missing))} "
+            f"(it has {', '.join(names)})"
+        )
+    return wanted
+
+
+def _read_parquet_column(parquet_file: Any, name: str) -> Any:
+    """One column of a Parquet file as a pyarrow ChunkedArray (one chunk per row group)."""
+    import pyarrow as pa
+
+    try:
+        return parquet_file.read(columns=[name], use_threads=False).column(0)
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise ServerError(f"could not read column {name!r} of the Parquet export: {exc}") from exc
 
 
 def _geoparquet_columns(metadata: Mapping[bytes, bytes]) -> dict[str, Mapping[str, Any]]:

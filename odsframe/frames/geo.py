@@ -193,6 +193,10 @@ def _finite_pair(lon: float, lat: float) -> tuple[float, float] | None:
 def _points_from_arrow(values: Any, name: str) -> ObjectArray:
     import pyarrow as pa
 
+    if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+        points = _points_from_wkb_array(values)  # chunk by chunk: no combined copy
+        if points is not None:
+            return points
     array = _combined(values)
     kind = array.type
     if pa.types.is_struct(kind):
@@ -209,6 +213,74 @@ def _points_from_arrow(values: Any, name: str) -> ObjectArray:
     elif pa.types.is_null(kind):
         return np.full(len(array), None, dtype=object)
     return parse_points(_pylist(array), name=name)
+
+
+#: Little-endian WKB of a 2D point: byte order 1, geometry type 1 (uint32), then x and y.
+_WKB_POINT_HEADER = np.array([1, 1, 0, 0, 0], dtype=np.uint8)
+_WKB_POINT_BYTES = 21
+
+
+def _points_from_wkb_array(values: Any) -> ObjectArray | None:
+    """Points read straight from an arrow binary (Chunked)Array of little-endian 2D WKB points.
+
+    The coordinates are taken from the bytes at fixed positions (no per-value parsing);
+    None when any value is something else (another geometry type, big-endian, Z/M or SRID
+    flags, an empty point), which the WKB parser then reads.
+    """
+    import pyarrow as pa
+
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    n = len(values)
+    if not n or values.null_count == n:
+        return None
+    lon = np.full(n, np.nan)
+    lat = np.full(n, np.nan)
+    start = 0
+    for chunk in chunks:
+        stop = start + len(chunk)
+        if not _wkb_point_coordinates(chunk, lon[start:stop], lat[start:stop]):
+            return None
+        start = stop
+    return points_from_lonlat(lon, lat)
+
+
+def _wkb_point_coordinates(array: Any, lon: np.ndarray, lat: np.ndarray) -> bool:
+    """Fill ``lon`` and ``lat`` from one binary array of WKB points (False: not only those)."""
+    import pyarrow as pa
+
+    n = len(array)
+    if not n or array.null_count == n:
+        return True
+    if not (pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)):
+        return False
+    offset_type = np.int64 if pa.types.is_large_binary(array.type) else np.int32
+    _validity, offsets_buffer, data_buffer = array.buffers()
+    if data_buffer is None:
+        return False
+    offsets = np.frombuffer(
+        offsets_buffer,
+        dtype=offset_type,
+        count=n + 1,
+        offset=array.offset * np.dtype(offset_type).itemsize,
+    )
+    lengths = np.diff(offsets)
+    starts = offsets[:-1]
+    valid = array.is_valid().to_numpy(zero_copy_only=False) if array.null_count else None
+    if valid is not None:
+        starts, lengths = starts[valid], lengths[valid]
+    if not (lengths == _WKB_POINT_BYTES).all():
+        return False
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    if not (data[starts[:, None] + np.arange(5)] == _WKB_POINT_HEADER).all():
+        return False
+    coordinates = data[starts[:, None] + np.arange(5, _WKB_POINT_BYTES)].view("<f8")
+    if np.isnan(coordinates).any():
+        return False  # POINT EMPTY: the WKB parser gives an empty point, not a missing one
+    if valid is None:
+        lon[:n], lat[:n] = coordinates[:, 0], coordinates[:, 1]
+    else:
+        lon[:n][valid], lat[:n][valid] = coordinates[:, 0], coordinates[:, 1]
+    return True
 
 
 def _points_from_struct(array: Any, x_name: str, y_name: str, name: str) -> ObjectArray:
@@ -376,6 +448,10 @@ def _from_wkt(texts: ObjectArray, bad: list[Any]) -> ObjectArray:
 def _shapes_from_arrow(values: Any, name: str) -> ObjectArray:
     import pyarrow as pa
 
+    if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+        points = _points_from_wkb_array(values)  # all points: no WKB parsing, no copy
+        if points is not None:
+            return points
     array = _combined(values)
     kind = array.type
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):

@@ -324,14 +324,8 @@ def _json_value_sql(column: OutputColumn, src: str, style: JsonStyle, timezone: 
         return f"CASE WHEN {src} IS NULL THEN NULL ELSE '[' || array_to_string({items}, ', ') || ']' END"
     if kind in ("text", "range"):
         return f"to_json(CAST({src} AS VARCHAR))"
-    if kind == "int":
-        return f"CAST({src} AS VARCHAR)"
-    if kind == "double":
-        return _double_text_sql(src)
-    if kind == "number":
-        return _number_text_sql(src)
-    if kind == "boolean":
-        return f"CASE WHEN {src} IS NULL THEN NULL WHEN {src} THEN 'true' ELSE 'false' END"
+    if kind in _BARE_KINDS:
+        return _bare_text_sql(kind, src)
     if kind == "date":
         return f"'\"' || {_date_sql(src, column.date_precision)} || '\"'"
     if kind == "datetime":
@@ -360,8 +354,25 @@ def _json_value_sql(column: OutputColumn, src: str, style: JsonStyle, timezone: 
     return None
 
 
-def _v1_value(value: Any, column: OutputColumn) -> Any:
-    """A v2.1 JSON value (from ``serialize``) in its v1 form."""
+#: Kinds whose JSON text and CSV cell are the same bare text (numbers and booleans; CSV
+#: ``quote_all`` leaves them unquoted).
+_BARE_KINDS = frozenset({"int", "double", "number", "boolean"})
+
+
+def _bare_text_sql(kind: str, src: str) -> str:
+    """SQL writing the text of a number or boolean (NULL for null): ``12``, ``true``."""
+    if kind == "int":
+        return f"CAST({src} AS VARCHAR)"
+    if kind == "double":
+        return _double_text_sql(src)
+    if kind == "number":
+        return _number_text_sql(src)
+    return f"CASE WHEN {src} IS NULL THEN NULL WHEN {src} THEN 'true' ELSE 'false' END"
+
+
+def v1_value(value: Any, column: OutputColumn) -> Any:
+    """A v2.1 JSON value (from ``serialize``) in its v1 form (``[lat, lon]`` points, bare
+    geometries)."""
     if value is None:
         return None
     if column.type == "geo_point_2d" and isinstance(value, dict):
@@ -375,16 +386,23 @@ def _json_value_python(
     column: OutputColumn, style: JsonStyle, context: SerializeContext
 ) -> Callable[[pa.Array], pa.Array]:
     """Per-batch formatter of one column through ``serialize.value_converter``."""
+
+    def text(value: Any) -> str | None:
+        if style.v1:
+            value = v1_value(value, column)
+        return None if value is None else style.dumps(value)
+
+    return _python_renderer(column, context, text)
+
+
+def _python_renderer(
+    column: OutputColumn, context: SerializeContext, text: Callable[[Any], str | None]
+) -> Callable[[pa.Array], pa.Array]:
+    """Per-batch formatter: each value through ``serialize.value_converter``, then ``text``."""
     convert = value_converter(column, context)
 
     def render(values: pa.Array) -> pa.Array:
-        out: list[str | None] = []
-        for raw in values.to_pylist():
-            value = convert(raw)
-            if style.v1:
-                value = _v1_value(value, column)
-            out.append(None if value is None else style.dumps(value))
-        return pa.array(out, pa.string())
+        return pa.array([text(convert(raw)) for raw in values.to_pylist()], pa.string())
 
     return render
 
@@ -725,9 +743,6 @@ def _legacy_json_plan(
 
 # -- CSV ------------------------------------------------------------------------------------
 
-#: Kinds whose CSV cells are never quoted by ``quote_all`` (numbers and booleans).
-_UNQUOTED_KINDS = frozenset({"int", "double", "number", "boolean"})
-
 
 def _cell_sql(column: OutputColumn, src: str, options: ExportOptions) -> str | None:
     """SQL writing one CSV cell's text before quoting (NULL for an empty cell), or None when
@@ -738,14 +753,8 @@ def _cell_sql(column: OutputColumn, src: str, options: ExportOptions) -> str | N
         return f"array_to_string({src}, {_lit(separator)})"
     if kind in ("text", "range"):
         return f"CAST({src} AS VARCHAR)"
-    if kind == "int":
-        return f"CAST({src} AS VARCHAR)"
-    if kind == "double":
-        return _double_text_sql(src)
-    if kind == "number":
-        return _number_text_sql(src)
-    if kind == "boolean":
-        return f"CASE WHEN {src} IS NULL THEN NULL WHEN {src} THEN 'true' ELSE 'false' END"
+    if kind in _BARE_KINDS:
+        return _bare_text_sql(kind, src)
     if kind == "date":
         return _date_sql(src, column.date_precision)
     if kind == "datetime":
@@ -763,23 +772,15 @@ def _cell_sql(column: OutputColumn, src: str, options: ExportOptions) -> str | N
 
 def _cell_python(column: OutputColumn, context: SerializeContext) -> Callable[[pa.Array], pa.Array]:
     """Per-batch CSV cell text of the kinds SQL does not write (file URL, JSON text)."""
-    convert = value_converter(column, context)
 
-    def render(values: pa.Array) -> pa.Array:
-        out: list[str | None] = []
-        for raw in values.to_pylist():
-            value = convert(raw)
-            if value is None:
-                out.append(None)
-            elif column.type == "file" and isinstance(value, dict):
-                out.append(str(value.get("url") or value.get("id") or ""))
-            elif isinstance(value, str):
-                out.append(value)
-            else:
-                out.append(SPACED.dumps(value))
-        return pa.array(out, pa.string())
+    def text(value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        if column.type == "file" and isinstance(value, dict):
+            return str(value.get("url") or value.get("id") or "")
+        return SPACED.dumps(value)
 
-    return render
+    return _python_renderer(column, context, text)
 
 
 def _quoted_cell_sql(name: str, delimiter: str, always: bool) -> str:
@@ -827,14 +828,14 @@ def _csv_plan(
     parts: list[_Part] = []
     for index, column in enumerate(columns):
         cell = f'"__t{index}"'
-        always = options.quote_all and column.type not in _UNQUOTED_KINDS
+        always = options.quote_all and column.type not in _BARE_KINDS
         text_sql = _cell_sql(column, _src(column), options)
         if text_sql is None:
             inner.append(f"{_src(column)} AS {cell}")
             parts.append(
                 _Part(cell, _quoting_renderer(_cell_python(column, context), delimiter, always))
             )
-        elif column.type in _UNQUOTED_KINDS:
+        elif column.type in _BARE_KINDS:
             inner.append(f"COALESCE({text_sql}, '') AS {cell}")
             parts.append(_Part(cell))
         else:

@@ -164,7 +164,9 @@ def _spread_bits(values: NDArray[np.uint64]) -> NDArray[np.uint64]:
     return spread
 
 
-def _as_coordinates(lat: ArrayLike, lon: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _as_coordinates(
+    lat: ArrayLike, lon: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     try:
         lat_arr = np.asarray(lat, dtype=np.float64)
         lon_arr = np.asarray(lon, dtype=np.float64)
@@ -345,7 +347,9 @@ def _sloppy_cos(a: float) -> float:
     index &= _SIN_COS_TABS_SIZE - 2
     c = _COS_TAB[index]
     s = _SIN_TAB[index]
-    return c + delta * (-s + delta * (-c * _ONE_DIV_F2 + delta * (s * _ONE_DIV_F3 + delta * c * _ONE_DIV_F4)))
+    return c + delta * (
+        -s + delta * (-c * _ONE_DIV_F2 + delta * (s * _ONE_DIV_F3 + delta * c * _ONE_DIV_F4))
+    )
 
 
 def _sloppy_asin(a: float) -> float:
@@ -397,7 +401,9 @@ def _sloppy_cos_np(a: NDArray[np.float64]) -> NDArray[np.float64]:
     index &= _SIN_COS_TABS_SIZE - 2
     c = _COS_TAB_NP[index]
     s = _SIN_TAB_NP[index]
-    out = c + delta * (-s + delta * (-c * _ONE_DIV_F2 + delta * (s * _ONE_DIV_F3 + delta * c * _ONE_DIV_F4)))
+    out = c + delta * (
+        -s + delta * (-c * _ONE_DIV_F2 + delta * (s * _ONE_DIV_F3 + delta * c * _ONE_DIV_F4))
+    )
     far = a > _SIN_COS_MAX_VALUE_FOR_INT_MODULO
     if far.any():
         out[far] = np.cos(a[far])
@@ -437,7 +443,6 @@ def arc_distance(
     h = h1 + _sloppy_cos_np(x1) * _sloppy_cos_np(x2) * h2
     h = (np.ascontiguousarray(h).view(np.int64) & np.int64(~7)).view(np.float64)
     return _TO_METERS * 2 * _sloppy_asin_np(np.minimum(1.0, np.sqrt(h * 0.5)))
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,9 +520,10 @@ def _haversine_np(
     """Accurate great-circle distance in metres (no ``1 - cos`` cancellation)."""
     p1 = np.multiply(lat1, _DEG)
     p2 = lat2 * _DEG
-    a = np.sin((p2 - p1) * 0.5) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(
-        (lon2 - lon1) * (_DEG * 0.5)
-    ) ** 2
+    a = (
+        np.sin((p2 - p1) * 0.5) ** 2
+        + np.cos(p1) * np.cos(p2) * np.sin((lon2 - lon1) * (_DEG * 0.5)) ** 2
+    )
     result: NDArray[np.float64] = (2 * EARTH_MEAN_RADIUS) * np.arcsin(np.minimum(1.0, np.sqrt(a)))
     return result
 
@@ -533,7 +539,14 @@ def _merge_distance_np(
 class _Grid:
     """Buckets by latitude/longitude cell; a cell is as large as the longest merge reach."""
 
-    def __init__(self, lat: NDArray[np.float64], lon: NDArray[np.float64], reach_m: float, radius_m: float, beyond_at: Any) -> None:
+    def __init__(
+        self,
+        lat: NDArray[np.float64],
+        lon: NDArray[np.float64],
+        reach_m: float,
+        radius_m: float,
+        beyond_at: Any,
+    ) -> None:
         self.lat_step = _lat_reach_deg(reach_m)
         self.n_lat = max(1, math.ceil(180.0 / self.lat_step))
         widest = max(_lon_reach_deg(phi, radius_m, beyond_at(phi)) for phi in _GRID_LATITUDES)
@@ -557,7 +570,9 @@ class _Grid:
     def row_col(self, lat: float, lon: float) -> tuple[float, float]:
         return (lat + 90.0) / self.lat_step, (lon + 180.0) / self.lon_step
 
-    def key_ranges(self, lat: float, lon: float, lat_reach: float, lon_reach: float) -> list[tuple[int, int]]:
+    def key_ranges(
+        self, lat: float, lon: float, lat_reach: float, lon_reach: float
+    ) -> list[tuple[int, int]]:
         """Key intervals ``[lo, hi)`` covering every cell within the reaches of a point."""
         row_lo = max(0, math.floor((lat - lat_reach + 90.0) / self.lat_step))
         row_hi = min(self.n_lat - 1, math.floor((lat + lat_reach + 90.0) / self.lat_step))
@@ -574,7 +589,9 @@ class _Grid:
         else:
             spans.extend(((col_lo, n_lon), (0, col_hi + 1)))
         return [
-            (row * n_lon + a, row * n_lon + b) for row in range(row_lo, row_hi + 1) for a, b in spans
+            (row * n_lon + a, row * n_lon + b)
+            for row in range(row_lo, row_hi + 1)
+            for a, b in spans
         ]
 
     def neighbourhood(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
@@ -830,7 +847,9 @@ def _merge_buckets(
             row = y * n_x
             lo = x_a % n_x
             width = x_b - x_a
-            segments = [(lo, lo + width)] if lo + width < n_x else [(lo, n_x - 1), (0, lo + width - n_x)]
+            segments = (
+                [(lo, lo + width)] if lo + width < n_x else [(lo, n_x - 1), (0, lo + width - n_x)]
+            )
             for a, b in segments:
                 i = bisect_left(cell_keys, row + a)
                 stop = row + b

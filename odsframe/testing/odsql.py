@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from odsframe._spec import RESERVED_WORDS_V21
 from odsframe.testing.errors import ODSQLError
@@ -114,6 +114,7 @@ _OPERATORS = (
 )
 #: Deepest parenthesis nesting accepted (deeper input would exhaust the recursive parser).
 MAX_NESTING = 64
+_T = TypeVar("_T")
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _DECIMAL = re.compile(r"\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+")
@@ -712,36 +713,38 @@ class _Parser:
             self.fail("expected an alias after AS", token)
         return str(token.value)
 
+    def comma_list(self, item: Callable[[], _T]) -> list[_T]:
+        """``item (, item)*`` up to the end of the clause."""
+        items = [item()]
+        while self.at_op(","):
+            self.advance()
+            items.append(item())
+        self.expect_end()
+        return items
+
+    def item_of(self, kind: Callable[..., _T], expr: Node, detail: Any) -> _T:
+        """``kind(expr, detail, text)``: ``text`` is the expression as written; the item
+        spans up to the next token."""
+        text = self.text[expr.start : expr.end]
+        return kind(expr, detail, text, start=expr.start, end=self.peek().start)
+
     def select_list(self) -> list[SelectEntry]:
-        entries: list[SelectEntry] = []
-        while True:
-            token = self.peek()
-            nxt = self.peek(1)
-            if (
-                token.kind == "op"
-                and token.value == "*"
-                and (nxt.kind == "eof" or (nxt.kind == "op" and nxt.value == ","))
-            ):
-                self.advance()
-                entries.append(SelectAll(start=token.start, end=token.end))
-            elif token.is_word("include", "exclude") and nxt.kind == "op" and nxt.value == "(":
-                entries.append(self.include_exclude())
-            else:
-                expr = self.expression()
-                entries.append(
-                    SelectItem(
-                        expr,
-                        self.alias(),
-                        self.text[expr.start : expr.end],
-                        start=expr.start,
-                        end=self.peek().start,
-                    )
-                )
-            if self.at_op(","):
-                self.advance()
-                continue
-            self.expect_end()
-            return entries
+        return self.comma_list(self.select_entry)
+
+    def select_entry(self) -> SelectEntry:
+        token = self.peek()
+        nxt = self.peek(1)
+        if (
+            token.kind == "op"
+            and token.value == "*"
+            and (nxt.kind == "eof" or (nxt.kind == "op" and nxt.value == ","))
+        ):
+            self.advance()
+            return SelectAll(start=token.start, end=token.end)
+        if token.is_word("include", "exclude") and nxt.kind == "op" and nxt.value == "(":
+            return self.include_exclude()
+        expr = self.expression()
+        return self.item_of(SelectItem, expr, self.alias())
 
     def include_exclude(self) -> IncludeExclude:
         name = self.advance()
@@ -772,46 +775,21 @@ class _Parser:
             )
 
     def group_list(self) -> list[GroupItem]:
-        items: list[GroupItem] = []
-        while True:
-            expr = self.expression()
-            alias = self.alias()
-            items.append(
-                GroupItem(
-                    expr,
-                    alias,
-                    self.text[expr.start : expr.end],
-                    start=expr.start,
-                    end=self.peek().start,
-                )
-            )
-            if self.at_op(","):
-                self.advance()
-                continue
-            self.expect_end()
-            return items
+        return self.comma_list(self.group_item)
+
+    def group_item(self) -> GroupItem:
+        expr = self.expression()
+        return self.item_of(GroupItem, expr, self.alias())
 
     def order_list(self) -> list[OrderItem]:
-        items: list[OrderItem] = []
-        while True:
-            expr = self.expression()
-            descending = False
-            if self.peek().is_word("asc", "desc"):
-                descending = self.advance().value.lower() == "desc"
-            items.append(
-                OrderItem(
-                    expr,
-                    descending,
-                    self.text[expr.start : expr.end],
-                    start=expr.start,
-                    end=self.peek().start,
-                )
-            )
-            if self.at_op(","):
-                self.advance()
-                continue
-            self.expect_end()
-            return items
+        return self.comma_list(self.order_item)
+
+    def order_item(self) -> OrderItem:
+        expr = self.expression()
+        descending = False
+        if self.peek().is_word("asc", "desc"):
+            descending = self.advance().value.lower() == "desc"
+        return self.item_of(OrderItem, expr, descending)
 
 
 def _with_span(node: Node, start: int, end: int) -> Node:

@@ -6,7 +6,7 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -43,6 +43,11 @@ class LocalPortal:
         Faults to inject: a spec such as ``"drop=0.2,status503=0.1,seed=1"``, a
         ``faults.FaultRule``, a list of them, or a ``faults.Faults`` (see
         :mod:`odsframe.testing.faults`); kept as :attr:`faults` (its log counts requests).
+    push_keys
+        ``{dataset_id: push key}``: datasets that take records through the real-time push
+        API (``/api/push/1.0/<dataset>/<resource>/push/?pushkey=<key>``). With
+        ``sample=True``, ``sample-bike-stations`` also takes the fixed key
+        ``routes_push.SAMPLE_PUSH_KEY`` (``"sample-push-key"``) unless ``push_keys`` names it.
 
     Examples
     --------
@@ -63,6 +68,7 @@ class LocalPortal:
         catalog: Any = None,
         extra_routes: Sequence[Any] = (),
         faults: Any = None,
+        push_keys: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(api_keys, str):
             raise TypeError("api_keys must be a sequence of keys, not a single string")
@@ -88,6 +94,15 @@ class LocalPortal:
         from odsframe.testing.faults import as_faults
 
         self.faults = as_faults(faults)
+        from odsframe.testing.routes_push import (
+            SAMPLE_PUSH_DATASET,
+            SAMPLE_PUSH_KEY,
+            check_push_keys,
+        )
+
+        self.push_keys = check_push_keys(push_keys)
+        if sample:
+            self.push_keys.setdefault(SAMPLE_PUSH_DATASET, SAMPLE_PUSH_KEY)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -126,6 +141,7 @@ class LocalPortal:
             quota=self.quota,
             extra_routes=self.extra_routes,
             faults=self.faults,
+            push_keys=self.push_keys,
         )
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP

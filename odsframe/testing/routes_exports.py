@@ -43,6 +43,7 @@ absolute paths can only miss: 404 with the ODS body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -213,6 +214,18 @@ def open_cursor(api: ApiRequest) -> duckdb.DuckDBPyConnection:
     with api.state.cursor_lock:
         cursor: duckdb.DuckDBPyConnection = make_cursor()
     return cursor
+
+
+@contextlib.contextmanager
+def stream_cursor(api: ApiRequest) -> Iterator[duckdb.DuckDBPyConnection]:
+    """:func:`open_cursor` while an answer is prepared: closed if the preparation fails, left
+    open (for :func:`stream_export` to close) otherwise."""
+    cursor = open_cursor(api)
+    try:
+        yield cursor
+    except BaseException:
+        cursor.close()
+        raise
 
 
 class _Stream:
@@ -413,8 +426,7 @@ def export_dataset(api: ApiRequest) -> Response:
     dataset = with_facet_overrides(dataset, list_param(api.query, "facet"))
     compiled = in_source_order(params.compile(dataset, limit=limit, offset=offset), params.order_by)
     prepared = plan_export(fmt, compiled.columns, options)
-    cursor = open_cursor(api)
-    try:
+    with stream_cursor(api) as cursor:
         if fmt == "xlsx":
             count = _count_rows(cursor, compiled, params.clauses)
             if count > XLSX_MAX_RECORDS:
@@ -423,9 +435,6 @@ def export_dataset(api: ApiRequest) -> Response:
                     f"{XLSX_MAX_RECORDS} records and this one has {count}; use limit or "
                     "another format."
                 )
-    except BaseException:
-        cursor.close()
-        raise
     return stream_export(
         api,
         cursor,
@@ -581,13 +590,36 @@ def get_file_thumbnail(api: ApiRequest) -> Response:
 
 
 @dataclass(frozen=True)
-class _LegacyRequest:
+class DownloadRequest:
+    """The format and CSV parameters of a v1-style download (``.../download/``)."""
+
     fmt: str
     separator: str
     use_labels: bool
 
+    def options(
+        self,
+        api: ApiRequest,
+        dataset_id: str,
+        timezone: str,
+        record_keys: tuple[str | None, str | None],
+    ) -> ExportOptions:
+        """The export options of the download: v1 values, no BOM."""
+        return ExportOptions(
+            timezone=timezone,
+            base_url=api.base_url,
+            dataset_id=dataset_id,
+            use_labels=self.use_labels,
+            delimiter=self.separator,
+            with_bom=False,
+            legacy=True,
+            record_id_key=record_keys[0],
+            record_timestamp_key=record_keys[1],
+        )
 
-def _legacy_request(api: ApiRequest) -> _LegacyRequest:
+
+def download_request(api: ApiRequest) -> DownloadRequest:
+    """``format``, ``csv_separator`` and ``use_labels_for_header`` of a download, validated."""
     fmt = (text_param(api.query, "format") or "csv").lower()
     if fmt not in LEGACY_FORMATS:
         raise InvalidRESTParameterError(
@@ -601,20 +633,19 @@ def _legacy_request(api: ApiRequest) -> _LegacyRequest:
             f"Invalid value for csv_separator API parameter: {separator!r} was found but one "
             "ASCII character other than a quote or a line break is expected."
         )
-    return _LegacyRequest(fmt, separator, bool_param(api.query, "use_labels_for_header"))
+    return DownloadRequest(fmt, separator, bool_param(api.query, "use_labels_for_header"))
 
 
 def legacy_download(api: ApiRequest) -> Response:
     """``GET /explore/dataset/{dataset_id}/download/?format=csv|json|geojson`` (v1 filters)."""
     dataset = api.dataset(api.path_params["dataset_id"])
-    request = _legacy_request(api)
+    request = download_request(api)
     timezone, _ = timezone_param(api.query)
     lang = lang_param(api.query)
     filters = legacy_filters(api.query, dataset)
     dataset = with_facet_overrides(dataset, filters.facets)
     clauses = [name for name, sent in (("q", filters.where), ("refine", filters.refine)) if sent]
-    cursor = open_cursor(api)
-    try:
+    with stream_cursor(api) as cursor:
         select = filters.select
         record_keys: tuple[str | None, str | None] = (None, None)
         if request.fmt == "json":
@@ -632,21 +663,8 @@ def legacy_download(api: ApiRequest) -> Response:
             lang=lang,
         )
         compiled = in_source_order(compiled, None)
-        options = ExportOptions(
-            timezone=timezone,
-            base_url=api.base_url,
-            dataset_id=api.path_params["dataset_id"],
-            use_labels=request.use_labels,
-            delimiter=request.separator,
-            with_bom=False,
-            legacy=True,
-            record_id_key=record_keys[0],
-            record_timestamp_key=record_keys[1],
-        )
+        options = request.options(api, api.path_params["dataset_id"], timezone, record_keys)
         prepared = plan_export(request.fmt, compiled.columns, options)
-    except BaseException:
-        cursor.close()
-        raise
     return stream_export(
         api,
         cursor,

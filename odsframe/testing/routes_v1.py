@@ -108,7 +108,7 @@ from odsframe.testing.errors import (
     PortalError,
     QuotaError,
 )
-from odsframe.testing.exports import ExportOptions, plan_export
+from odsframe.testing.exports import geometry_column, plan_export, v1_value
 from odsframe.testing.facets import (
     FacetFilters,
     compute_facets,
@@ -124,10 +124,11 @@ from odsframe.testing.geocluster import (
 from odsframe.testing.legacy import LegacyFilters, legacy_filters
 from odsframe.testing.model import HIDDEN_ID, CompiledQuery, OutputColumn, PortalDataset
 from odsframe.testing.routes_exports import (
+    download_request,
     get_attachment,
     get_file,
     get_file_thumbnail,
-    open_cursor,
+    stream_cursor,
     stream_export,
 )
 from odsframe.testing.routes_v20 import zulu_timestamp
@@ -159,7 +160,6 @@ MAX_WINDOW = 10_000
 ANALYZE_FUNCTIONS = ("COUNT", "AVG", "SUM", "MIN", "MAX", "STDDEV", "SUMSQUARES")
 MAX_CLUSTER_AND_SHAPE_PRECISION = 29
 DEFAULT_CLUSTER_DISTANCE = 50
-DOWNLOAD_FORMATS = ("csv", "json", "geojson")
 #: Date components of analyze's ``x``, coarsest first; ``periodic``/``precision`` values.
 DATE_COMPONENTS = ("year", "month", "week", "day", "hour", "minute")
 PERIODIC_VALUES = ("year", "month", "week", "weekday", "day", "hour", "minute")
@@ -319,6 +319,47 @@ class V1Filters:
             lang=self.lang,
         )
 
+    def search(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        query: QueryParams,
+        dataset: PortalDataset | None = None,
+        *,
+        select: str | None,
+        order_by: str | None,
+        rows: int,
+        start: int,
+    ) -> _SearchPage:
+        """One page of a v1 search: the count, the rows (none for ``rows=0``), the facets."""
+        compiled = self.compile(
+            dataset,
+            select=select,
+            order_by=order_by,
+            limit=rows,
+            offset=start,
+            extra_clauses=["order_by"] if order_by else (),
+        )
+        nhits = fetch_count(cursor, compiled, self.clauses) or 0
+        table = fetch_arrow(cursor, compiled, self.clauses) if rows else None
+        return _SearchPage(compiled, nhits, table, facet_groups(query, cursor, self))
+
+
+@dataclass(frozen=True)
+class _SearchPage:
+    """One page of a v1 search, before it is written in v1 terms."""
+
+    compiled: CompiledQuery
+    nhits: int
+    table: pa.Table | None
+    groups: list[dict[str, Any]]
+
+    def answer(self, api: ApiRequest, parameters: dict[str, Any], key: str, items: Any) -> Any:
+        """``{"nhits", "parameters", key: items}``, with ``facet_groups`` when there are."""
+        payload: dict[str, Any] = {"nhits": self.nhits, "parameters": parameters, key: items}
+        if self.groups:
+            payload["facet_groups"] = self.groups
+        return pretty_answer(api, payload)
+
 
 def v1_filters(
     api: ApiRequest, dataset: PortalDataset, query: QueryParams | None = None
@@ -333,9 +374,10 @@ def v1_filters(
     return V1Filters(dataset, legacy, timezone, tz, lang)
 
 
-def _sort_values(api: ApiRequest) -> list[str]:
+def _sort_values(query: QueryParams) -> list[str]:
+    """The ``sort`` values of a request, comma-separated lists split."""
     values: list[str] = []
-    for value in api.query.getlist("sort"):
+    for value in query.getlist("sort"):
         values += [part.strip() for part in value.split(",") if part.strip()]
     return values
 
@@ -394,7 +436,7 @@ def parameters_echo(
     if q:
         echo["q"] = q[0] if len(q) == 1 else q
     echo.update(extra)
-    sorts = _sort_values(api)
+    sorts = _sort_values(query)
     if sorts:
         echo["sort"] = sorts
     facets = [value for value in query.getlist("facet") if value.strip()]
@@ -479,25 +521,6 @@ def facet_groups(
 # -- v1 records -----------------------------------------------------------------------------
 
 
-def v1_value(value: Any, column: OutputColumn) -> Any:
-    """A v2.1 JSON value in its v1 form (``[lat, lon]`` points, bare geometries)."""
-    if value is None:
-        return None
-    if column.type == "geo_point_2d" and isinstance(value, dict):
-        return [value.get("lat"), value.get("lon")]
-    if column.type == "geo_shape" and isinstance(value, dict) and value.get("type") == "Feature":
-        return value.get("geometry")
-    return value
-
-
-def _geometry_column(columns: Sequence[OutputColumn]) -> OutputColumn | None:
-    for kind in ("geo_shape", "geo_point_2d"):
-        for column in columns:
-            if column.type == kind:
-                return column
-    return None
-
-
 def _geometry(value: Any, column: OutputColumn) -> Any:
     """The record-level GeoJSON geometry of a v2.1 geo value (``None`` when absent)."""
     if value is None:
@@ -516,7 +539,7 @@ def v1_records(
 ) -> list[dict[str, Any]]:
     """v2.1 records (with the technical id and timestamp columns) as v1 record objects."""
     data_columns = [column for column in columns if column.key not in keys]
-    geometry_column = _geometry_column(data_columns)
+    geometry_source = geometry_column(data_columns)
     out = []
     for record in records:
         fields = {}
@@ -529,8 +552,8 @@ def v1_records(
             "recordid": record.get(keys[0]),
             "fields": fields,
         }
-        if geometry_column is not None:
-            geometry = _geometry(record.get(geometry_column.key), geometry_column)
+        if geometry_source is not None:
+            geometry = _geometry(record.get(geometry_source.key), geometry_source)
             if geometry is not None:
                 item["geometry"] = geometry
         item["record_timestamp"] = zulu_timestamp(record.get(keys[1]), tz)
@@ -554,32 +577,23 @@ def records_search(api: ApiRequest) -> Any:
         )
     rows, start = _window(api)
     filters = v1_filters(api, dataset)
-    sorts = _sort_values(api)
+    sorts = _sort_values(api.query)
     with api.cursor() as cursor:
         extended, select = with_technical_fields(cursor, filters.dataset, filters.legacy.select)
         keys = _technical_keys(extended)
         order_by = order_by_from_sort(sorts, filters.dataset, keys[1])
-        compiled = filters.compile(
-            extended,
-            select=select,
-            order_by=order_by,
-            limit=rows,
-            offset=start,
-            extra_clauses=["order_by"] if order_by else (),
+        page = filters.search(
+            cursor, api.query, extended, select=select, order_by=order_by, rows=rows, start=start
         )
-        nhits = fetch_count(cursor, compiled, filters.clauses) or 0
-        table = fetch_arrow(cursor, compiled, filters.clauses) if rows else None
-        groups = facet_groups(api.query, cursor, filters)
+    columns = page.compiled.columns
     context = api.serialize_context(filters.tz, dataset.dataset_id)
-    raw = RecordWriter(compiled.columns, context).records(table) if table is not None else []
-    payload: dict[str, Any] = {
-        "nhits": nhits,
-        "parameters": parameters_echo(api, filters, {"rows": rows, "start": start}),
-        "records": v1_records(raw, compiled.columns, dataset.dataset_id, keys, filters.tz),
-    }
-    if groups:
-        payload["facet_groups"] = groups
-    return pretty_answer(api, payload)
+    raw = RecordWriter(columns, context).records(page.table) if page.table is not None else []
+    return page.answer(
+        api,
+        parameters_echo(api, filters, {"rows": rows, "start": start}),
+        "records",
+        v1_records(raw, columns, dataset.dataset_id, keys, filters.tz),
+    )
 
 
 def record_lookup(api: ApiRequest) -> Any:
@@ -612,34 +626,23 @@ def record_lookup(api: ApiRequest) -> Any:
 def download(api: ApiRequest) -> Response:
     """``GET /api/records/1.0/download/``: csv (default), json or geojson, streamed."""
     dataset = request_dataset(api)
-    fmt = (text_param(api.query, "format") or "csv").lower()
-    if fmt not in DOWNLOAD_FORMATS:
-        raise _bad(
-            "format", f"{fmt!r} was found but one of {', '.join(DOWNLOAD_FORMATS)} is expected."
-        )
-    separators = api.query.getlist("csv_separator")
-    separator = separators[-1] if separators and separators[-1] != "" else ";"
-    if len(separator) != 1 or separator in '"\r\n' or not separator.isascii():
-        raise _bad(
-            "csv_separator",
-            f"{separator!r} was found but one ASCII character other "
-            "than a quote or a line break is expected.",
-        )
+    request = download_request(api)
+    fmt = request.fmt
     rows = int_param(api.query, "rows", -1)
     if rows < -1:
         raise _bad("rows", f"{rows} was found but rows >= -1 is expected (-1: every record).")
     filters = v1_filters(api, dataset)
-    use_labels = bool_param(api.query, "use_labels_for_header")
-    cursor = open_cursor(api)
-    try:
+    with stream_cursor(api) as cursor:
         target, select = filters.dataset, filters.legacy.select
         keys: tuple[str | None, str | None] = (None, None)
         timestamp_field = None
-        if fmt == "json" or any(s.lstrip("-") == _RECORD_TIMESTAMP for s in _sort_values(api)):
+        if fmt == "json" or any(
+            s.lstrip("-") == _RECORD_TIMESTAMP for s in _sort_values(api.query)
+        ):
             target, select = with_technical_fields(cursor, target, select)
             keys = _technical_keys(target) if fmt == "json" else (None, None)
             timestamp_field = _technical_keys(target)[1]
-        order_by = order_by_from_sort(_sort_values(api), filters.dataset, timestamp_field)
+        order_by = order_by_from_sort(_sort_values(api.query), filters.dataset, timestamp_field)
         compiled = filters.compile(
             target,
             select=select,
@@ -648,21 +651,8 @@ def download(api: ApiRequest) -> Response:
         )
         if fmt != "json" and timestamp_field is not None:
             compiled = _without_columns(compiled, _technical_keys(target))
-        options = ExportOptions(
-            timezone=filters.timezone,
-            base_url=api.base_url,
-            dataset_id=dataset.dataset_id,
-            use_labels=use_labels,
-            delimiter=separator,
-            with_bom=False,
-            legacy=True,
-            record_id_key=keys[0],
-            record_timestamp_key=keys[1],
-        )
+        options = request.options(api, dataset.dataset_id, filters.timezone, keys)
         prepared = plan_export(fmt, compiled.columns, options)
-    except BaseException:
-        cursor.close()
-        raise
     return stream_export(
         api,
         cursor,
@@ -1125,32 +1115,19 @@ def datasets_search(api: ApiRequest) -> Any:
     query, conditions = _catalog_query(api.query)
     filters = v1_filters(api, pseudo, query)
     filters.legacy.where += conditions
-    sorts = []
-    for value in query.getlist("sort"):
-        sorts += [part.strip() for part in value.split(",") if part.strip()]
-    order_by = order_by_from_sort(sorts, pseudo)
+    order_by = order_by_from_sort(_sort_values(query), pseudo)
     with api.cursor() as cursor:
-        compiled = filters.compile(
-            select="dataset_id",
-            order_by=order_by,
-            limit=rows,
-            offset=start,
-            extra_clauses=["order_by"] if order_by else (),
+        page = filters.search(
+            cursor, query, select="dataset_id", order_by=order_by, rows=rows, start=start
         )
-        nhits = fetch_count(cursor, compiled, filters.clauses) or 0
-        table = fetch_arrow(cursor, compiled, filters.clauses) if rows else None
-        groups = facet_groups(query, cursor, filters)
     datasets = []
-    for dataset_id in table.column(0).to_pylist() if table is not None else []:
+    for dataset_id in page.table.column(0).to_pylist() if page.table is not None else []:
         dataset = api.catalog.datasets.get(str(dataset_id))
         if dataset is not None:
             datasets.append(dataset_v1(api, dataset))
     echo = parameters_echo(api, filters, {"rows": rows, "start": start})
     echo["staged"] = False
-    payload: dict[str, Any] = {"nhits": nhits, "parameters": echo, "datasets": datasets}
-    if groups:
-        payload["facet_groups"] = groups
-    return pretty_answer(api, payload)
+    return page.answer(api, echo, "datasets", datasets)
 
 
 # -- the routes table -----------------------------------------------------------------------

@@ -64,6 +64,7 @@ from starlette.responses import Response
 
 from odsframe import _spec
 from odsframe.testing import odsql
+from odsframe.testing.engine import _item_key  # result keys as the engine names them
 from odsframe.testing.errors import InvalidRESTParameterError, NotFoundError
 from odsframe.testing.exports import dataset_formats, plan_export
 from odsframe.testing.model import HIDDEN_ID, CompiledQuery, OutputColumn, PortalDataset
@@ -251,15 +252,6 @@ def dataset_v20(dataset_object_v21: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- v2.0 values of grouped answers ---------------------------------------------------------
-
-
-def _item_key(expr: odsql.Node, alias: str | None, text: str) -> str:
-    """The result key of a select or group_by item (as the engine names it)."""
-    if alias:
-        return alias
-    if isinstance(expr, odsql.Field):
-        return expr.name
-    return text
 
 
 def _date_part_keys(params: ODSQLParams) -> set[str]:

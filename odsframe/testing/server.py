@@ -1084,6 +1084,7 @@ def create_app(
     extra_routes: Sequence[ApiRoute] = (),
     clock: Callable[[], float] = time.time,
     faults: Any = None,
+    push_keys: Mapping[str, str] | None = None,
 ) -> Starlette:
     """The portal's ASGI app over ``catalog``.
 
@@ -1102,6 +1103,9 @@ def create_app(
     faults
         Faults to inject (``faults.Faults``, a rule, rules or a spec string; see
         :mod:`odsframe.testing.faults`); ``None`` for none.
+    push_keys
+        ``{dataset_id: push key}``: datasets open to the real-time push API
+        (:mod:`odsframe.testing.routes_push`).
 
     Returns
     -------
@@ -1115,11 +1119,15 @@ def create_app(
 
     for api_route in [*v21_routes(), *export_routes(), *v20_routes(), *v1_routes(), *extra_routes]:
         routes.extend(api_route.routes())
+    from odsframe.testing.routes_push import check_push_keys, push_routes  # imports this module
+
+    routes.extend(push_routes())
     app = Starlette(
         routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=_lifespan
     )
     app.router.redirect_slashes = False
     app.state.portal = PortalState(catalog=catalog, api_keys=frozenset(api_keys), counter=counter)
+    app.state.push_keys = check_push_keys(push_keys)
     app.add_middleware(RateLimitMiddleware, counter=counter)
     if faults is not None:
         from odsframe.testing.faults import FaultMiddleware, as_faults

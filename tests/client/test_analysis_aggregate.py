@@ -12,33 +12,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import portal_frame
 
 from odsframe.analysis import aggregate_with, read_ods_aggregate
 from odsframe.api import open_adapter
 from odsframe.errors import IncompleteResultError, InvalidQueryArgument, QueryError
 from odsframe.query import Query
-from odsframe.testing.catalog import Catalog, quote_ident
+from odsframe.testing.catalog import Catalog
 from odsframe.testing.portal import LocalPortal
 
 EVENTS = "sample-events"
 
 
-def portal_records(catalog: Catalog, dataset: str) -> pd.DataFrame:
-    """Every record the portal serves for ``dataset`` (hidden columns left out)."""
-    table = quote_ident(catalog.get(dataset).table)
-    cursor = catalog.cursor()
-    try:
-        arrow = cursor.sql(
-            f"SELECT * EXCLUDE (__rowid, __id, __timestamp, __fts) FROM {table} ORDER BY __rowid"
-        ).to_arrow_table()
-    finally:
-        cursor.close()
-    return arrow.to_pandas()
-
-
 @pytest.fixture(scope="module")
 def events(sample_catalog: Catalog) -> pd.DataFrame:
-    return portal_records(sample_catalog, EVENTS)
+    return portal_frame(sample_catalog, EVENTS)
 
 
 def rows_by_key(frame: pd.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], dict[str, Any]]:

@@ -6,10 +6,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from helpers import portal_frame
 
 from odsframe.analysis import read_ods_facets
 from odsframe.errors import InvalidQueryArgument
-from odsframe.testing.catalog import Catalog, quote_ident
+from odsframe.testing.catalog import Catalog
 from odsframe.testing.portal import LocalPortal
 
 EVENTS = "sample-events"
@@ -17,16 +18,7 @@ EVENTS = "sample-events"
 
 @pytest.fixture(scope="module")
 def events(sample_catalog: Catalog) -> pd.DataFrame:
-    table = quote_ident(sample_catalog.get(EVENTS).table)
-    cursor = sample_catalog.cursor()
-    try:
-        return (
-            cursor.sql(f"SELECT * EXCLUDE (__rowid, __id, __timestamp, __fts) FROM {table}")
-            .to_arrow_table()
-            .to_pandas()
-        )
-    finally:
-        cursor.close()
+    return portal_frame(sample_catalog, EVENTS)
 
 
 def counts(frame: pd.DataFrame, facet: str, depth: int = 0) -> dict[str, int]:

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from helpers import portal_frame
 from matplotlib.collections import PathCollection
 
 from odsframe import analysis
 from odsframe.analysis import choose_zoom, read_ods_geocluster, zoom_for_bbox
 from odsframe.errors import InvalidQueryArgument
 from odsframe.plotting import plot_clusters
-from odsframe.testing.catalog import Catalog, quote_ident
+from odsframe.testing.catalog import Catalog
 from odsframe.testing.geocluster import cluster_points, cluster_summary
 from odsframe.testing.portal import LocalPortal
 
@@ -33,20 +34,12 @@ EVENTS = "sample-events"
 
 @pytest.fixture(scope="module")
 def events(sample_catalog: Catalog) -> pd.DataFrame:
-    table = quote_ident(sample_catalog.get(EVENTS).table)
-    cursor = sample_catalog.cursor()
-    try:
-        frame = (
-            cursor.sql(
-                f"SELECT category, price, attendance, location.lon AS lon, location.lat AS lat "
-                f"FROM {table} ORDER BY __rowid"
-            )
-            .to_arrow_table()
-            .to_pandas()
-        )
-    finally:
-        cursor.close()
-    return frame
+    return portal_frame(
+        sample_catalog,
+        EVENTS,
+        "SELECT category, price, attendance, location.lon AS lon, location.lat AS lat "
+        "FROM {table} ORDER BY __rowid",
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
+from helpers import portal_frame
 
 from odsframe.analysis import read_ods_aggregate
-from odsframe.testing.catalog import quote_ident
 from odsframe.testing.portal import LocalPortal
 
 EVENTS = "sample-events"
@@ -27,13 +28,14 @@ def big_portal() -> Iterator[LocalPortal]:
 @pytest.fixture(scope="module")
 def prices(big_portal: LocalPortal) -> pd.Series:
     """``price`` by ``event_id``, from the portal's own table."""
-    table = quote_ident(big_portal.catalog.get(EVENTS).table)
-    cursor = big_portal.catalog.cursor()
-    try:
-        frame = cursor.sql(f"SELECT event_id, price FROM {table}").to_arrow_table().to_pandas()
-    finally:
-        cursor.close()
+    frame = portal_frame(big_portal.catalog, EVENTS, "SELECT event_id, price FROM {table}")
     return frame.set_index("event_id")["price"]
+
+
+def read_events(portal: LocalPortal, **options: Any) -> pd.DataFrame:
+    """Every event's count and top price, one group per ``event_id`` (25 000 groups)."""
+    agg = {"n": "count(*)", "top_price": ("price", "max")}
+    return read_ods_aggregate(portal.url, EVENTS, by="event_id", agg=agg, **options)
 
 
 def check_every_event(frame: pd.DataFrame, prices: pd.Series) -> None:
@@ -48,13 +50,7 @@ def check_every_event(frame: pd.DataFrame, prices: pd.Series) -> None:
 
 
 def test_keyset_parts_read_every_group(big_portal: LocalPortal, prices: pd.Series) -> None:
-    frame = read_ods_aggregate(
-        big_portal.url,
-        EVENTS,
-        by="event_id",
-        agg={"n": "count(*)", "top_price": ("price", "max")},
-        partition="where",
-    )
+    frame = read_events(big_portal, partition="where")
     check_every_event(frame, prices)
     assert frame["event_id"].is_monotonic_increasing
     ods = frame.attrs["ods"]
@@ -64,19 +60,14 @@ def test_keyset_parts_read_every_group(big_portal: LocalPortal, prices: pd.Serie
 
 
 def test_auto_reads_every_group(big_portal: LocalPortal, prices: pd.Series) -> None:
-    frame = read_ods_aggregate(
-        big_portal.url, EVENTS, by="event_id", agg={"n": "count(*)", "top_price": ("price", "max")}
-    )
+    frame = read_events(big_portal)
     check_every_event(frame, prices)
     assert frame.attrs["ods"]["route"] in ("export", "where")
 
 
 def test_an_order_and_a_limit_past_one_answer(big_portal: LocalPortal, prices: pd.Series) -> None:
-    frame = read_ods_aggregate(
-        big_portal.url,
-        EVENTS,
-        by="event_id",
-        agg={"n": "count(*)", "top_price": ("price", "max")},
+    frame = read_events(
+        big_portal,
         order_by=["-top_price", "event_id"],
         limit=21_000,
         partition="where",
@@ -92,13 +83,7 @@ def test_an_order_and_a_limit_past_one_answer(big_portal: LocalPortal, prices: p
 
 
 def test_the_grouped_export_reads_every_group(big_portal: LocalPortal, prices: pd.Series) -> None:
-    frame = read_ods_aggregate(
-        big_portal.url,
-        EVENTS,
-        by="event_id",
-        agg={"n": "count(*)", "top_price": ("price", "max")},
-        partition="export",
-    )
+    frame = read_events(big_portal, partition="export")
     check_every_event(frame, prices)
     ods = frame.attrs["ods"]
     assert ods["route"] == "export"

@@ -10,12 +10,12 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 import requests
 import shapely
+from helpers import adapter_pair, both
 
 from odsframe.api import ExploreV21, SearchV1, open_adapter
 from odsframe.api.v1 import translate_where
@@ -33,16 +33,8 @@ from odsframe.testing.portal import LocalPortal
 
 @pytest.fixture(scope="module")
 def apis(sample_portal: LocalPortal) -> Iterator[tuple[SearchV1, ExploreV21]]:
-    v1 = open_adapter(sample_portal.url, version="1.0", use_keyring=False)
-    v21 = open_adapter(sample_portal.url, version="2.1", use_keyring=False)
-    assert isinstance(v1, SearchV1) and isinstance(v21, ExploreV21)
-    with v1, v21:
-        yield v1, v21
-
-
-def both(apis: tuple[SearchV1, ExploreV21], method: str, *args: Any, **kwargs: Any) -> Any:
-    v1, v21 = apis
-    return getattr(v1, method)(*args, **kwargs), getattr(v21, method)(*args, **kwargs)
+    with adapter_pair(sample_portal, "1.0") as pair:
+        yield pair
 
 
 # -- the where translation ------------------------------------------------------------------

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
 
 import pandas as pd
 import pytest
 import shapely
+from helpers import adapter_pair, both
 
 from odsframe.api import ExploreV20, ExploreV21, open_adapter
 from odsframe.api.v20 import v20_where
@@ -30,17 +30,8 @@ from odsframe.testing.portal import LocalPortal
 
 @pytest.fixture(scope="module")
 def apis(sample_portal: LocalPortal) -> Iterator[tuple[ExploreV20, ExploreV21]]:
-    v20 = open_adapter(sample_portal.url, version="2.0", use_keyring=False)
-    v21 = open_adapter(sample_portal.url, version="2.1", use_keyring=False)
-    assert isinstance(v20, ExploreV20) and isinstance(v21, ExploreV21)
-    with v20, v21:
-        yield v20, v21
-
-
-def both(apis: tuple[ExploreV20, ExploreV21], method: str, *args: Any, **kwargs: Any) -> Any:
-    """``(v2.0 answer, v2.1 answer)`` of one adapter method."""
-    v20, v21 = apis
-    return getattr(v20, method)(*args, **kwargs), getattr(v21, method)(*args, **kwargs)
+    with adapter_pair(sample_portal, "2.0") as pair:
+        yield pair
 
 
 def test_urls_are_v20_urls(apis: tuple[ExploreV20, ExploreV21]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+from helpers import get, ok, v1_error
 
 from odsframe.testing.portal import LocalPortal
 
@@ -29,25 +29,8 @@ def portal() -> Iterator[LocalPortal]:
         yield running
 
 
-def call(portal: LocalPortal, path: str, **params: Any) -> requests.Response:
-    return requests.get(portal.url + path, params=params, timeout=30)
-
-
-def ok(portal: LocalPortal, path: str, **params: Any) -> Any:
-    answer = call(portal, path, **params)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
 def groups(portal: LocalPortal, dataset: str, **params: Any) -> list[dict[str, Any]]:
     return list(ok(portal, RECORDS_V21.format(dataset), limit=20000, **params)["results"])
-
-
-def v1_error(answer: requests.Response, status: int) -> str:
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert set(body) == {"errorcode", "error"} and body["errorcode"] == status
-    return str(body["error"])
 
 
 # -- analyze --------------------------------------------------------------------------------
@@ -234,7 +217,7 @@ def test_analyze_leaves_out_null_x_and_unnests_multivalued(portal: LocalPortal) 
     ],
 )
 def test_analyze_errors(portal: LocalPortal, params: dict[str, Any], fragment: str) -> None:
-    message = v1_error(call(portal, ANALYZE, dataset="sample-events", **params), 400)
+    message = v1_error(get(portal, ANALYZE, dataset="sample-events", **params), 400)
     assert fragment in message
 
 
@@ -342,12 +325,12 @@ def test_geocluster_filters_and_empty_answers(portal: LocalPortal) -> None:
     ],
 )
 def test_geocluster_errors(portal: LocalPortal, params: dict[str, Any], fragment: str) -> None:
-    message = v1_error(call(portal, GEOCLUSTER, dataset="sample-events", **params), 400)
+    message = v1_error(get(portal, GEOCLUSTER, dataset="sample-events", **params), 400)
     assert fragment in message
 
 
 def test_geocluster_needs_a_point_field(portal: LocalPortal) -> None:
     catalog_less = v1_error(
-        call(portal, GEOCLUSTER, dataset="sample-monthly-prices", clusterprecision=3), 400
+        get(portal, GEOCLUSTER, dataset="sample-monthly-prices", clusterprecision=3), 400
     )
     assert "geo_point_2d" in catalog_less

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import requests
+from helpers import get, ok, v1_error
 
 from odsframe.testing.catalog import Catalog
 from odsframe.testing.model import PortalDataset, PortalField
@@ -31,23 +31,6 @@ SNS = "amagovpt__udata-pt__sns_dataset.json"
 def portal() -> Iterator[LocalPortal]:
     with LocalPortal(sample=True, sample_records=200, api_keys=["v1-key"]) as running:
         yield running
-
-
-def call(portal: LocalPortal, path: str, **params: Any) -> requests.Response:
-    return requests.get(portal.url + path, params=params, timeout=30)
-
-
-def ok(portal: LocalPortal, path: str, **params: Any) -> Any:
-    answer = call(portal, path, **params)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-def v1_error(answer: requests.Response, status: int) -> str:
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert set(body) == {"errorcode", "error"} and body["errorcode"] == status
-    return str(body["error"])
 
 
 # -- dataset lookup and search --------------------------------------------------------------
@@ -101,8 +84,8 @@ def test_dataset_lookup_on_the_sample(portal: LocalPortal) -> None:
     assert category["annotations"] == [{"name": "facet"}, {"name": "disjunctive"}]
     venue = next(f for f in body["fields"] if f["name"] == "venue")
     assert "annotations" not in venue  # none: the key is left out, as in v1 captures
-    v1_error(call(portal, f"{DATASETS}/nope/"), 404)
-    v1_error(call(portal, f"{DATASETS}/sample-budget-restricted/"), 401)
+    v1_error(get(portal, f"{DATASETS}/nope/"), 404)
+    v1_error(get(portal, f"{DATASETS}/sample-budget-restricted/"), 401)
     private = ok(portal, f"{DATASETS}/sample-budget-restricted/", apikey="v1-key")
     assert private["metas"]["visibility"] == "restricted"
 
@@ -141,14 +124,14 @@ def test_dataset_search_filters_sort_and_facets(portal: LocalPortal) -> None:
     assert publishers["name"] == "publisher"
     assert sum(item["count"] for item in publishers["facets"]) == 5
     assert set(publishers["facets"][0]) == {"name", "count", "state", "path"}
-    v1_error(call(portal, f"{DATASETS}/search/", sort="description"), 400)
+    v1_error(get(portal, f"{DATASETS}/search/", sort="description"), 400)
 
 
 # -- download -------------------------------------------------------------------------------
 
 
 def test_download_csv_by_default(portal: LocalPortal) -> None:
-    answer = call(portal, DOWNLOAD, dataset="sample-bike-stations", q="commune:Paris")
+    answer = get(portal, DOWNLOAD, dataset="sample-bike-stations", q="commune:Paris")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
     assert not answer.content.startswith(b"\xef\xbb\xbf")
@@ -168,11 +151,11 @@ def test_download_csv_by_default(portal: LocalPortal) -> None:
 
 
 def test_download_has_no_window_and_takes_rows(portal: LocalPortal) -> None:
-    everything = call(portal, DOWNLOAD, dataset="sample-monthly-prices", format="json").json()
+    everything = get(portal, DOWNLOAD, dataset="sample-monthly-prices", format="json").json()
     assert len(everything) == 720  # more than a search page, no cap
-    some = call(portal, DOWNLOAD, dataset="sample-monthly-prices", format="json", rows=5).json()
+    some = get(portal, DOWNLOAD, dataset="sample-monthly-prices", format="json", rows=5).json()
     assert some == everything[:5]
-    labels = call(
+    labels = get(
         portal,
         DOWNLOAD,
         dataset="sample-trees",
@@ -185,7 +168,7 @@ def test_download_has_no_window_and_takes_rows(portal: LocalPortal) -> None:
 
 def test_download_json_records_are_the_search_records(portal: LocalPortal) -> None:
     params = {"dataset": "sample-districts", "sort": "-c_ar", "fields": "c_ar,l_ar,geom"}
-    records = call(portal, DOWNLOAD, format="json", **params).json()
+    records = get(portal, DOWNLOAD, format="json", **params).json()
     page = ok(portal, "/api/records/1.0/search/", rows=20, **params)["records"]
     strip = ("record_timestamp",)  # written with an offset by the download, Z by the search
     assert [{k: v for k, v in r.items() if k not in strip} for r in records] == [
@@ -195,7 +178,7 @@ def test_download_json_records_are_the_search_records(portal: LocalPortal) -> No
 
 
 def test_download_geojson(portal: LocalPortal) -> None:
-    body = call(portal, DOWNLOAD, dataset="sample-districts", format="geojson").json()
+    body = get(portal, DOWNLOAD, dataset="sample-districts", format="geojson").json()
     assert body["type"] == "FeatureCollection" and len(body["features"]) == 20
     feature = body["features"][0]
     assert feature["geometry"]["type"] in ("Polygon", "MultiPolygon")
@@ -217,19 +200,19 @@ def test_download_geojson(portal: LocalPortal) -> None:
 def test_download_errors(
     portal: LocalPortal, params: dict[str, Any], status: int, fragment: str
 ) -> None:
-    assert fragment in v1_error(call(portal, DOWNLOAD, **params), status)
+    assert fragment in v1_error(get(portal, DOWNLOAD, **params), status)
 
 
 def test_attachments_and_files(portal: LocalPortal) -> None:
-    attachment = call(portal, f"{DATASETS}/sample-bike-stations/attachments/notice_pdf/")
+    attachment = get(portal, f"{DATASETS}/sample-bike-stations/attachments/notice_pdf/")
     assert attachment.status_code == 200 and attachment.content.startswith(b"%PDF")
     photo = next(
         r["fields"]["photo"]
         for r in ok(portal, "/api/records/1.0/search/", dataset="sample-trees", rows=20)["records"]
         if "photo" in r["fields"]
     )
-    image = call(portal, f"{DATASETS}/sample-trees/files/{photo['id']}/")
-    thumbnail = call(portal, f"{DATASETS}/sample-trees/files/{photo['id']}/300/")
+    image = get(portal, f"{DATASETS}/sample-trees/files/{photo['id']}/")
+    thumbnail = get(portal, f"{DATASETS}/sample-trees/files/{photo['id']}/300/")
     assert image.content.startswith(b"\x89PNG") and thumbnail.content.startswith(b"\x89PNG")
     assert len(thumbnail.content) < len(image.content)
-    v1_error(call(portal, f"{DATASETS}/sample-trees/files/nope/"), 404)
+    v1_error(get(portal, f"{DATASETS}/sample-trees/files/nope/"), 404)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import get, ok, v1_error
 
 from odsframe.testing.portal import LocalPortal
 
@@ -52,23 +53,13 @@ def captured_portal(
 
 
 def search(portal: LocalPortal, **params: Any) -> requests.Response:
-    return requests.get(portal.url + SEARCH, params=params, timeout=30)
+    return get(portal, SEARCH, **params)
 
 
-def ok(portal: LocalPortal, path: str = SEARCH, **params: Any) -> Any:
-    answer = requests.get(portal.url + path, params=params, timeout=30)
-    assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"] == "application/json; charset=utf-8"
-    return answer.json()
-
-
-def v1_error(answer: requests.Response, status: int) -> str:
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert set(body) == {"errorcode", "error"}, body
-    assert body["errorcode"] == status
-    assert isinstance(body["error"], str) and body["error"]
-    return str(body["error"])
+def v21_total(portal: LocalPortal, where: str) -> int:
+    """``total_count`` of the v2.1 records of ``sample-events`` matching ``where``."""
+    records = "/api/explore/v2.1/catalog/datasets/sample-events/records"
+    return int(ok(portal, records, where=where, limit=0)["total_count"])
 
 
 def _instants(fields: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +81,7 @@ def test_records_match_the_real_capture(
     captured_portal: LocalPortal, real_fixtures: Path, dataset_id: str
 ) -> None:
     captured = json.loads((real_fixtures / CAPTURES[dataset_id]).read_text("utf-8"))
-    body = ok(captured_portal, dataset=dataset_id, rows=10)
+    body = ok(captured_portal, SEARCH, dataset=dataset_id, rows=10)
     assert list(body) == ["nhits", "parameters", "records"]
     mine = {record["recordid"]: record for record in body["records"]}
     assert set(mine) == {record["recordid"] for record in captured["records"]}
@@ -109,6 +100,7 @@ def test_parameters_and_facet_groups_match_the_real_capture(
     captured = json.loads((real_fixtures / CAPTURES["parkeerplaatsen"]).read_text("utf-8"))
     body = ok(
         captured_portal,
+        SEARCH,
         dataset="parkeerplaatsen",
         rows=10,
         start=0,
@@ -130,7 +122,7 @@ def test_parameters_and_facet_groups_match_the_real_capture(
 
 
 def test_record_shape_and_encodings(portal: LocalPortal) -> None:
-    body = ok(portal, dataset="sample-bike-stations", rows=1, timezone="Europe/Paris")
+    body = ok(portal, SEARCH, dataset="sample-bike-stations", rows=1, timezone="Europe/Paris")
     assert body["nhits"] == 150
     record = body["records"][0]
     assert list(record) == ["datasetid", "recordid", "fields", "geometry", "record_timestamp"]
@@ -145,7 +137,7 @@ def test_record_shape_and_encodings(portal: LocalPortal) -> None:
 
 
 def test_null_fields_are_left_out_and_ids_match_v21(portal: LocalPortal) -> None:
-    body = ok(portal, dataset="sample-events", q="free:true", rows=5, sort="-duration_min")
+    body = ok(portal, SEARCH, dataset="sample-events", q="free:true", rows=5, sort="-duration_min")
     assert body["nhits"] > 0
     v21 = ok(
         portal,
@@ -164,7 +156,7 @@ def test_null_fields_are_left_out_and_ids_match_v21(portal: LocalPortal) -> None
 
 
 def test_rows_start_and_sort(portal: LocalPortal) -> None:
-    first = ok(portal, dataset="sample-events", rows=20, sort="duration_min,-title")
+    first = ok(portal, SEARCH, dataset="sample-events", rows=20, sort="duration_min,-title")
     durations = [r["fields"]["duration_min"] for r in first["records"]]
     assert durations == sorted(durations, reverse=True)  # v1 sorts descending by default
     ties = [
@@ -173,16 +165,23 @@ def test_rows_start_and_sort(portal: LocalPortal) -> None:
         if r["fields"]["duration_min"] == durations[0]
     ]
     assert ties == sorted(ties)  # "-title": ascending
-    second = ok(portal, dataset="sample-events", rows=10, start=10, sort="duration_min,-title")
+    second = ok(
+        portal, SEARCH, dataset="sample-events", rows=10, start=10, sort="duration_min,-title"
+    )
     assert second["records"] == first["records"][10:]
     assert first["parameters"]["sort"] == ["duration_min", "-title"]
-    none = ok(portal, dataset="sample-events", rows=0)
+    none = ok(portal, SEARCH, dataset="sample-events", rows=0)
     assert none["records"] == [] and none["nhits"] == EVENTS
 
 
 def test_sort_on_record_timestamp_and_fields_selection(portal: LocalPortal) -> None:
     body = ok(
-        portal, dataset="sample-trees", rows=3, sort="record_timestamp", fields="idbase,hauteur_m"
+        portal,
+        SEARCH,
+        dataset="sample-trees",
+        rows=3,
+        sort="record_timestamp",
+        fields="idbase,hauteur_m",
     )
     assert [set(r["fields"]) <= {"idbase", "hauteur_m"} for r in body["records"]] == [True] * 3
     assert "geometry" not in body["records"][0]  # no geo field selected
@@ -191,39 +190,33 @@ def test_sort_on_record_timestamp_and_fields_selection(portal: LocalPortal) -> N
 
 def test_q_language(portal: LocalPortal) -> None:
     def hits(q: str) -> int:
-        return int(ok(portal, dataset="sample-events", q=q, rows=0)["nhits"])
+        return int(ok(portal, SEARCH, dataset="sample-events", q=q, rows=0)["nhits"])
 
-    def v21(where: str) -> int:
-        return int(
-            ok(
-                portal,
-                "/api/explore/v2.1/catalog/datasets/sample-events/records",
-                where=where,
-                limit=0,
-            )["total_count"]
-        )
-
-    assert hits("category:Concert") == v21('category = "Concert"') > 0
-    assert hits("duration_min >= 90 AND NOT category:Concert") == v21(
-        'duration_min >= 90 AND NOT category = "Concert"'
+    assert hits("category:Concert") == v21_total(portal, 'category = "Concert"') > 0
+    assert hits("duration_min >= 90 AND NOT category:Concert") == v21_total(
+        portal, 'duration_min >= 90 AND NOT category = "Concert"'
     )
-    assert hits("category:Concert OR category:Danse") == v21('category IN ("Concert", "Danse")')
-    assert hits("start:[2022 TO 2022]") == v21("year(start) = 2022") > 0
-    assert hits("start >= 2024/01/01") == v21("start >= date'2024-01-01'")
-    assert hits("#null(attendance)") == v21("attendance IS NULL") > 0
-    assert hits('#exact(venue, "Pavillon Bercy 3")') == v21('venue = "Pavillon Bercy 3"')
+    assert hits("category:Concert OR category:Danse") == v21_total(
+        portal, 'category IN ("Concert", "Danse")'
+    )
+    assert hits("start:[2022 TO 2022]") == v21_total(portal, "year(start) = 2022") > 0
+    assert hits("start >= 2024/01/01") == v21_total(portal, "start >= date'2024-01-01'")
+    assert hits("#null(attendance)") == v21_total(portal, "attendance IS NULL") > 0
+    assert hits('#exact(venue, "Pavillon Bercy 3")') == v21_total(
+        portal, 'venue = "Pavillon Bercy 3"'
+    )
     assert 0 < hits("jardin") < EVENTS  # words: prefix full text
 
 
 def test_several_q_are_anded(portal: LocalPortal) -> None:
-    both = ok(portal, dataset="sample-events", q=["category:Concert", "free:false"], rows=0)
-    one = ok(portal, dataset="sample-events", q="category:Concert AND free:false", rows=0)
+    both = ok(portal, SEARCH, dataset="sample-events", q=["category:Concert", "free:false"], rows=0)
+    one = ok(portal, SEARCH, dataset="sample-events", q="category:Concert AND free:false", rows=0)
     assert both["nhits"] == one["nhits"] > 0
     assert both["parameters"]["q"] == ["category:Concert", "free:false"]
 
 
 def test_refine_exclude_and_disjunctive(portal: LocalPortal) -> None:
-    one = ok(portal, dataset="sample-events", rows=0, **{"refine.category": "Concert"})
+    one = ok(portal, SEARCH, dataset="sample-events", rows=0, **{"refine.category": "Concert"})
     two = requests.get(
         portal.url + SEARCH,
         params=[
@@ -236,17 +229,19 @@ def test_refine_exclude_and_disjunctive(portal: LocalPortal) -> None:
         timeout=30,
     ).json()
     # category carries the disjunctive annotation: two refines are OR-ed
-    danse = ok(portal, dataset="sample-events", rows=0, **{"refine.category": "Danse"})
+    danse = ok(portal, SEARCH, dataset="sample-events", rows=0, **{"refine.category": "Danse"})
     assert two["nhits"] == one["nhits"] + danse["nhits"]
     assert two["parameters"]["refine"] == {"category": ["Concert", "Danse"]}
     states = {item["path"]: item["state"] for item in two["facet_groups"][0]["facets"]}
     assert states["Concert"] == states["Danse"] == "refined"
     assert "displayed" in states.values()  # disjunctive: the other values stay
-    excluded = ok(portal, dataset="sample-events", rows=0, **{"exclude.category": "Concert"})
+    excluded = ok(
+        portal, SEARCH, dataset="sample-events", rows=0, **{"exclude.category": "Concert"}
+    )
     assert excluded["nhits"] == EVENTS - one["nhits"]
     excluded_item = excluded["facet_groups"][0]["facets"][-1]
     assert excluded_item == {"name": "Concert", "state": "excluded", "path": "Concert"}
-    theme = ok(portal, dataset="sample-events", rows=0, **{"refine.theme": "Musique"})
+    theme = ok(portal, SEARCH, dataset="sample-events", rows=0, **{"refine.theme": "Musique"})
     tree = theme["facet_groups"][0]["facets"][0]
     assert tree["path"] == "Musique" and tree["state"] == "refined"
     assert {child["path"].split("/")[0] for child in tree["facets"]} == {"Musique"}
@@ -255,6 +250,7 @@ def test_refine_exclude_and_disjunctive(portal: LocalPortal) -> None:
 def test_facets_dates_and_facetsort(portal: LocalPortal) -> None:
     body = ok(
         portal,
+        SEARCH,
         dataset="sample-events",
         rows=0,
         facet=["start", "category"],
@@ -271,26 +267,16 @@ def test_facets_dates_and_facetsort(portal: LocalPortal) -> None:
 
 def test_geofilters(portal: LocalPortal) -> None:
     def hits(**params: str) -> int:
-        return int(ok(portal, dataset="sample-events", rows=0, **params)["nhits"])
-
-    def v21(where: str) -> int:
-        return int(
-            ok(
-                portal,
-                "/api/explore/v2.1/catalog/datasets/sample-events/records",
-                where=where,
-                limit=0,
-            )["total_count"]
-        )
+        return int(ok(portal, SEARCH, dataset="sample-events", rows=0, **params)["nhits"])
 
     assert (
         hits(**{"geofilter.distance": "48.86,2.35,2000"})
-        == v21("within_distance(location, geom'POINT(2.35 48.86)', 2000m)")
+        == v21_total(portal, "within_distance(location, geom'POINT(2.35 48.86)', 2000m)")
         > 0
     )
     assert (
         hits(**{"geofilter.bbox": "48.84,2.30,48.88,2.38"})
-        == v21("in_bbox(location, 48.84, 2.30, 48.88, 2.38)")
+        == v21_total(portal, "in_bbox(location, 48.84, 2.30, 48.88, 2.38)")
         > 0
     )
     polygon = "(48.84,2.30),(48.88,2.30),(48.88,2.38),(48.84,2.38)"
@@ -300,7 +286,7 @@ def test_geofilters(portal: LocalPortal) -> None:
 
 
 def test_record_lookup(portal: LocalPortal) -> None:
-    page = ok(portal, dataset="sample-trees", rows=1)["records"][0]
+    page = ok(portal, SEARCH, dataset="sample-trees", rows=1)["records"][0]
     body = ok(portal, f"/api/datasets/1.0/sample-trees/records/{page['recordid']}/")
     assert body == page
     v1_error(
@@ -311,7 +297,7 @@ def test_record_lookup(portal: LocalPortal) -> None:
 
 def test_api_key_opens_restricted_datasets(portal: LocalPortal) -> None:
     v1_error(search(portal, dataset="sample-budget-restricted"), 401)
-    body = ok(portal, dataset="sample-budget-restricted", rows=1, apikey="v1-key")
+    body = ok(portal, SEARCH, dataset="sample-budget-restricted", rows=1, apikey="v1-key")
     assert body["nhits"] == 60
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import get, ok
 
 from odsframe.testing.portal import LocalPortal
 
@@ -28,17 +29,6 @@ EVENTS = 300
 def portal() -> Iterator[LocalPortal]:
     with LocalPortal(sample=True, sample_records=EVENTS) as running:
         yield running
-
-
-def get(portal: LocalPortal, path: str, **params: Any) -> requests.Response:
-    return requests.get(portal.url + path, params=params, timeout=30)
-
-
-def ok(portal: LocalPortal, path: str, **params: Any) -> Any:
-    answer = get(portal, path, **params)
-    assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"] == "application/json; charset=utf-8"
-    return answer.json()
 
 
 def real(real_fixtures: Path, name: str) -> Any:
