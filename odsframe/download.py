@@ -1478,6 +1478,8 @@ def part_reader(
     def read(path: str | os.PathLike[str] | bytes | list[Any]) -> pd.DataFrame:
         if fmt == "parquet":
             return frame_from_parquet(path, specs, labels=labels, **options)
+        if isinstance(path, list):
+            raise InvalidQueryArgument(f"{fmt} parts are read one at a time, not as a list")
         if fmt == "csv":
             from odsframe.frames.records import label_columns
 

@@ -374,14 +374,20 @@ def download_files(
         _task_for(value, row, files_base, thumbnails)
         for row, value in zip(frame.index, frame[column].array, strict=True)
     ]
-    unique = list(dict.fromkeys(task for task in tasks if task is not None))
+    # One download per local name: rows sharing a file (or URLs naming the same file id)
+    # share its path.
+    by_stem: dict[str, _FileTask] = {}
+    for task in tasks:
+        if task is not None:
+            by_stem.setdefault(task.stem, task)
+    unique = list(by_stem.values())
     existing = _existing(out)
-    paths: dict[_FileTask, Path | None] = {}
+    paths: dict[str, Path | None] = {}
     pending = []
     for task in unique:
         found = None if overwrite else _already_there(task, existing)
         if found is not None:
-            paths[task] = found
+            paths[task.stem] = found
         else:
             pending.append(task)
 
@@ -400,9 +406,9 @@ def download_files(
                 for task, outcome in pool.map(fetch, pending):
                     if isinstance(outcome, Exception):
                         failures.append((task, outcome))
-                        paths[task] = None
+                        paths[task.stem] = None
                     else:
-                        paths[task] = outcome
+                        paths[task.stem] = outcome
         finally:
             clients.close()
     logger.info(
@@ -430,10 +436,14 @@ def download_files(
         )
     result = frame.copy()
     result[target_column] = pd.array(
-        [None if task is None or paths.get(task) is None else str(paths[task]) for task in tasks],
+        [_path_text(paths.get(task.stem)) if task is not None else None for task in tasks],
         dtype=pd.StringDtype(),
     )
     return result
+
+
+def _path_text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 # -- attachments ------------------------------------------------------------------------------

@@ -429,11 +429,33 @@ def _target(portal: str, dataset: str, resource: str, pushkey: str) -> _Target:
     return _Target(resolve_portal(portal), dataset, resource, pushkey.strip())
 
 
+class _MaskKeys(logging.Filter):
+    """Masks ``pushkey=`` (and other key parameters) in the URLs urllib3 logs at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from odsframe._http import safe_url
+
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                safe_url(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = safe_url(record.msg)
+        return True
+
+
+_MASK_KEYS = _MaskKeys()
+
+
 def _client(
     session: Any, timeout: float | tuple[float, float] | None, retry: RetryPolicy | None
 ) -> HTTPClient:
     from odsframe._http import DEFAULT_TIMEOUT, HTTPClient
 
+    # The push key must travel in the URL; urllib3 writes request URLs to its debug log.
+    connection_log = logging.getLogger("urllib3.connectionpool")
+    if _MASK_KEYS not in connection_log.filters:
+        connection_log.addFilter(_MASK_KEYS)
     # No API key: the push API authenticates with the push key alone.
     return HTTPClient(
         api_key=None,

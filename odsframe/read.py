@@ -122,6 +122,19 @@ def _check_labels(labels: Any) -> None:
         raise InvalidQueryArgument(f"labels: expected True or False, got {labels!r}")
 
 
+def _check_chunk_rows(chunk_rows: Any) -> None:
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise InvalidQueryArgument(f"chunk_rows: expected a whole number >= 1, got {chunk_rows!r}")
+
+
+def _check_engine(engine: Any) -> str:
+    if engine not in ENGINES:
+        raise InvalidQueryArgument(
+            f"engine: expected one of {', '.join(map(repr, ENGINES))}, got {engine!r}"
+        )
+    return str(engine)
+
+
 def build_query(
     dataset: str,
     *,
@@ -450,11 +463,92 @@ def _read_export(
     adapter: ExploreAdapter,
     plan: Plan,
     specs: list[FieldSpec],
+    metadata: Mapping[str, Any],
+    *,
+    geometry: GeometryArg,
+    labels: bool,
+    progress: ProgressArg,
+    api_key: ApiKey | None,
+    chunk_rows: int,
+) -> pd.DataFrame:
+    from odsframe.download import DOWNLOAD_FORMATS
+
+    (request,) = plan.requests
+    fmt = request.export_format or "json"
+    if fmt in DOWNLOAD_FORMATS:
+        return _read_download(
+            adapter,
+            plan,
+            specs,
+            metadata,
+            fmt,
+            geometry=geometry,
+            labels=labels,
+            progress=progress,
+            api_key=api_key,
+            chunk_rows=chunk_rows,
+        )
+    return _read_stream(adapter, plan, specs, geometry=geometry, labels=labels, progress=progress)
+
+
+def _read_download(
+    adapter: ExploreAdapter,
+    plan: Plan,
+    specs: list[FieldSpec],
+    metadata: Mapping[str, Any],
+    fmt: str,
+    *,
+    geometry: GeometryArg,
+    labels: bool,
+    progress: ProgressArg,
+    api_key: ApiKey | None,
+    chunk_rows: int,
+) -> pd.DataFrame:
+    """The export through the chunked downloader, then one frame of its parts.
+
+    Up to ``chunk_rows`` records are one part (no slicing requests); more are sliced
+    (:func:`~odsframe.download.download_parts`). Either way each part's rows are checked
+    against the portal's count and a part cut short is fetched again. The parts go to a
+    folder under the cache folder, removed once read; a failed read leaves it, and the
+    same read then fetches only the missing parts.
+    """
+    from odsframe.download import download_parts, read_parts
+
+    query = plan.query
+    with _download_folder(adapter, query, fmt, api_key) as folder:
+        manifest = download_parts(
+            adapter,
+            query,
+            folder,
+            format=fmt,
+            chunk_rows=chunk_rows,
+            workers=READ_WORKERS,
+            progress=progress,
+            metadata=metadata,
+            count=plan.total,
+            export_formats=[fmt],
+        )
+        with _gc_paused():
+            return read_parts(
+                manifest,
+                specs,
+                geometry=geometry,
+                timezone=query.timezone,
+                labels=labels,
+                file_base_url=f"{adapter.dataset_url(query.dataset)}/files",
+            )
+
+
+def _read_stream(
+    adapter: ExploreAdapter,
+    plan: Plan,
+    specs: list[FieldSpec],
     *,
     geometry: GeometryArg,
     labels: bool,
     progress: ProgressArg,
 ) -> pd.DataFrame:
+    """One streamed export to a temporary file (formats the downloader cannot count)."""
     query = plan.query
     (request,) = plan.requests
     fmt = request.export_format or "json"
@@ -483,6 +577,123 @@ def _read_export(
             if fmt == "jsonl":
                 return frame_from_jsonl(path, specs, labels=labels, **options)
             return frame_from_json_export(path, specs, labels=labels, **options)
+
+
+# Download folders of reads in progress in this process (another thread's read of the same
+# query must not write into the same folder).
+_folders_in_use: set[str] = set()
+_folders_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _download_folder(
+    adapter: ExploreAdapter, query: Query, fmt: str, api_key: ApiKey | None
+) -> Iterator[Path]:
+    """The folder an export read downloads its parts into; removed once the read is done.
+
+    It is named after the portal, the API generation, the query, the format and the key,
+    under ``<cache folder>/reads``, so that a read that failed half-way resumes. When
+    another read (thread or process) uses that folder, or the cache folder cannot be
+    written, a private temporary folder is used instead (no resume).
+    """
+    credential = _digest(api_key.reveal()) if api_key is not None else "anonymous"
+    identity = "\n".join(
+        [adapter.base_url, adapter.version, query.normalised_key(), fmt, credential]
+    )
+    name = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
+    root = cache_store.cache_dir() / READS_FOLDER
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        logger.info("cannot write %s (%s); downloading into a temporary folder", root, err)
+        with tempfile.TemporaryDirectory(prefix="odsframe-read-") as private:
+            yield Path(private)
+        return
+    _remove_stale_reads(root, keep=name)
+    with _claim(root / name) as claimed:
+        if claimed:
+            folder = root / name
+        else:
+            logger.info("another read is downloading into %s; using a private folder", name)
+            folder = root / f"{name}-{uuid.uuid4().hex[:12]}"
+        succeeded = False
+        try:
+            yield folder
+            succeeded = True
+        finally:
+            if succeeded or not claimed:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _claim(folder: Path) -> Iterator[bool]:
+    """Whether this read may use ``folder``: no other thread or process holds it."""
+    key = str(folder)
+    with _folders_guard:
+        if key in _folders_in_use:
+            claimed = False
+        else:
+            _folders_in_use.add(key)
+            claimed = True
+    if not claimed:
+        yield False
+        return
+    try:
+        with _process_lock(folder) as locked:
+            yield locked
+    finally:
+        with _folders_guard:
+            _folders_in_use.discard(key)
+
+
+@contextlib.contextmanager
+def _process_lock(folder: Path) -> Iterator[bool]:
+    """An advisory lock on ``<folder>.lock`` (POSIX); True when taken or not available."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the in-process claim is all there is
+        yield True
+        return
+    lock_path = folder.with_name(folder.name + ".lock")
+    try:
+        handle = lock_path.open("a+b")
+    except OSError:
+        yield True
+        return
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_stale_reads(root: Path, *, keep: str) -> None:
+    """Remove the download folders (and lock files) of reads untouched for a day."""
+    limit = time.time() - STALE_READ_SECONDS
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        is_lock = entry.name.endswith(".lock")
+        folder = root / entry.name.removesuffix(".lock")
+        if folder.name.startswith(keep) or (is_lock and folder.exists()):
+            continue  # this read's own; a lock file goes with its folder
+        try:
+            if entry.stat().st_mtime >= limit:
+                continue
+        except OSError:
+            continue
+        with _claim(folder) as claimed:
+            if claimed:
+                shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    folder.with_name(folder.name + ".lock").unlink()
 
 
 def _empty_frame(
@@ -524,6 +735,8 @@ def _fetch(
     read_id: str,
     records_threshold: int,
     preferred_formats: Sequence[str],
+    api_key: ApiKey | None = None,
+    chunk_rows: int = READ_CHUNK_ROWS,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read ``query`` from the portal: the typed frame and the provenance for the cache."""
     if metadata is None:
@@ -545,7 +758,15 @@ def _fetch(
         )
     elif plan.route == "export":
         frame = _read_export(
-            adapter, plan, specs, geometry=geometry, labels=labels, progress=progress
+            adapter,
+            plan,
+            specs,
+            metadata,
+            geometry=geometry,
+            labels=labels,
+            progress=progress,
+            api_key=api_key,
+            chunk_rows=chunk_rows,
         )
     else:
         frame = _empty_frame(plan, specs, geometry=geometry, labels=labels)
@@ -623,18 +844,21 @@ def read_with(
     max_age: timedelta | float | None = None,
     records_threshold: int = DEFAULT_RECORDS_THRESHOLD,
     preferred_formats: Sequence[str] = DEFAULT_PREFERRED_FORMATS,
+    chunk_rows: int = READ_CHUNK_ROWS,
 ) -> pd.DataFrame:
     """:func:`read_ods` on an open adapter (used by :class:`~odsframe.portal.Portal`).
 
     ``api_key`` is the key the adapter sends (it keeps cache entries of different
     credentials apart); ``session`` is remembered for ``df.ods.refresh()``.
-    ``records_threshold`` (most rows read through /records pages) and
-    ``preferred_formats`` (export formats, best first) tune the plan; both shape only how
-    the frame is fetched, not what it holds, so they are not part of the cache key.
+    ``records_threshold`` (most rows read through /records pages),
+    ``preferred_formats`` (export formats, best first) and ``chunk_rows`` (most records
+    of one export part) tune the plan; they shape only how the frame is fetched, not what
+    it holds, so they are not part of the cache key.
     """
     _check_geometry(geometry)
     _check_labels(labels)
     check_progress(progress)
+    _check_chunk_rows(chunk_rows)
     mode = cache_store.normalise_mode(cache_mode)
     age = cache_store.normalise_max_age(max_age)
     read_id = _remember(api_key, session)
@@ -693,6 +917,8 @@ def read_with(
         read_id=read_id,
         records_threshold=records_threshold,
         preferred_formats=preferred_formats,
+        api_key=api_key,
+        chunk_rows=chunk_rows,
     )
     if key is not None:
         _store(key, frame, provenance)
@@ -738,6 +964,8 @@ def read_ods(
     cache: bool | str = True,
     max_age: timedelta | float | None = None,
     api_version: str = "2.1",
+    engine: str = "pandas",
+    chunk_rows: int | None = None,
 ) -> pd.DataFrame:
     """Read a dataset of an ODS portal into a typed DataFrame or GeoDataFrame.
 
@@ -795,14 +1023,34 @@ def read_ods(
         The API generation to speak: ``"2.1"`` (Explore API v2.1, the default), ``"2.0"``
         (``/api/v2``) or ``"1.0"`` (Search API v1) for portals that lack the newer ones. The
         frame is the same whatever the generation.
+    engine
+        ``"pandas"`` (default): a DataFrame / GeoDataFrame. ``"dask"``: a dask DataFrame
+        (a dask-geopandas GeoDataFrame with a geo field), one partition per downloaded
+        part, as :func:`~odsframe.read_ods_dask` returns; its parts stay in the cache
+        folder and are reused while the dataset is unchanged (``cache`` and ``max_age``
+        do not apply). ``compute()`` gives the frame the pandas engine gives.
+    chunk_rows
+        Most records fetched as one export part. Reads past 1 000 records go through one
+        export, downloaded with :func:`~odsframe.download.download_parts` into a folder of
+        the cache (removed once read; a failed read resumes from it): each part's rows are
+        checked against the count and a part cut short is fetched again. Up to
+        ``chunk_rows`` records (default 2 000 000 with the pandas engine, 100 000 per
+        partition with dask) are one part; larger reads are sliced on a field into
+        parts fetched in parallel, and the rows then come slice by slice (ordered by
+        ``order_by`` when it starts with the slicing field, else in no particular order,
+        as with any export without ``order_by``).
 
     Returns
     -------
     DataFrame or GeoDataFrame
-        Typed columns: int ``Int64``, double ``Float64``, text ``string``, boolean
-        ``boolean``, date ``datetime64`` (partial dates allowed), datetime tz-aware,
-        multivalued text lists, json_blob objects, file URLs, geo fields shapely geometries.
+        Typed columns: int ``Int64``, double ``Float64``, text ``string`` (pyarrow
+        backed), boolean ``boolean``, date ``datetime64`` (partial dates allowed), datetime
+        tz-aware, json_blob objects, file URLs, geo fields shapely geometries. Multivalued
+        text is an ``object`` column of Python lists of ``str`` (None when missing); the
+        lists are independent, but equal strings are one shared ``str`` object (a million
+        rows of a few keywords cost a million small lists, not millions of strings).
         ``df.attrs["ods"]`` holds the provenance (see ``df.ods.source``).
+        With ``engine="dask"``, a dask DataFrame or dask-geopandas GeoDataFrame.
 
     Raises
     ------
@@ -817,7 +1065,42 @@ def read_ods(
     Examples
     --------
     >>> trees = read_ods("opendata.paris.fr", "les-arbres", where={"arrondissement": "PARIS 7E ARRDT"})  # doctest: +SKIP
+    >>> events = read_ods("data.example.org", "big-events", engine="dask")  # doctest: +SKIP
     """
+    engine = _check_engine(engine)
+    if chunk_rows is not None:
+        _check_chunk_rows(chunk_rows)
+    if engine == "dask":
+        from odsframe._dask import read_ods_dask
+        from odsframe.download import DEFAULT_CHUNK_ROWS
+
+        _check_geometry(geometry)
+        _check_labels(labels)
+        return cast(
+            pd.DataFrame,
+            read_ods_dask(
+                portal,
+                dataset,
+                select=select,
+                where=where,
+                bbox=bbox,
+                mask=mask,
+                distance=distance,
+                refine=refine,
+                exclude=exclude,
+                order_by=order_by,
+                limit=limit,
+                timezone=timezone,
+                lang=lang,
+                geometry=geometry,
+                labels=labels,
+                chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+                progress=progress,
+                api_key=api_key,
+                session=session,
+                api_version=api_version,
+            ),
+        )
     query = build_query(
         dataset,
         select=select,
@@ -846,6 +1129,7 @@ def read_ods(
             progress=progress,
             cache_mode=cache,
             max_age=max_age,
+            chunk_rows=chunk_rows or READ_CHUNK_ROWS,
         )
 
 

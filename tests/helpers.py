@@ -4,13 +4,17 @@
   :func:`v1_error`;
 * one API generation's adapter beside the v2.1 one on the same portal: :func:`adapter_pair`,
   :func:`both`;
-* what a portal serves, read from its own DuckDB tables: :func:`portal_frame`.
+* what a portal serves, read from its own DuckDB tables: :func:`portal_frame`;
+* a hand-written HTTP server on a free loopback port: :class:`BackgroundServer`,
+  :class:`QuietHandler`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pandas as pd
@@ -72,3 +76,29 @@ def portal_frame(catalog: Catalog, dataset: str, sql: str = RECORDS_SQL) -> pd.D
         return cursor.sql(sql.format(table=table)).to_arrow_table().to_pandas()
     finally:
         cursor.close()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler speaking HTTP/1.1 that logs nothing."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class BackgroundServer:
+    """A ``ThreadingHTTPServer`` on a free port of 127.0.0.1, served from a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+        host, port = self.httpd.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

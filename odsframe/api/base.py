@@ -1,12 +1,17 @@
 """The seam between odsframe and one generation of the ODS API.
 
-An adapter knows URLs and envelopes of one API generation (v2.1 today; v2.0 and v1 later)
-and nothing about frames: it returns raw records (flat dicts), raw JSON and bytes on disk.
-:class:`ExploreAdapter` lists what every generation must provide, and implements on top of
-it what they share: planning a read, explaining it, and iterating records along the plan.
+An adapter knows URLs and envelopes of one API generation (v2.1, v2.0, Search API v1) and
+nothing about frames: it returns raw records (flat dicts), raw JSON and bytes on disk.
+:class:`ExploreAdapter` implements the public methods once (argument checks, the requests a
+query makes, planning, explaining, iterating records along the plan) over a few hooks each
+generation provides: URLs, how one answer is fetched and read (``_count_answer``,
+``_fetch``, ``_facets``, ``_catalog_page``), where an export is streamed from
+(``_export_call``) and, when they differ, how parameters are sent (``_wire_params``) and
+which export options are accepted (``_check_export_options``).
 
-To add a generation, subclass :class:`ExploreAdapter`, set :attr:`~ExploreAdapter.version`,
-implement the abstract methods, and register the class in :mod:`odsframe.api`.
+To add a generation, subclass :class:`ExploreAdapter`, set :attr:`~ExploreAdapter.version`
+and :attr:`~ExploreAdapter.export_format_names`, implement the abstract methods, and
+register the class in :mod:`odsframe.api`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pandas as pd
 
@@ -467,7 +467,9 @@ def frame_from_parquet(
 
     tz = check_timezone(timezone)
     specs = as_fields(fields)
-    sources = list(source) if isinstance(source, list | tuple) else [source]
+    sources: list[Source] = (
+        list(source) if isinstance(source, list | tuple) else [cast(Source, source)]
+    )
     if not sources:
         raise InvalidQueryArgument("frame_from_parquet: no Parquet source given")
     schema = {spec.name: spec for spec in specs or []}
@@ -567,7 +569,9 @@ def _open_parquet(source: Source) -> Iterator[Any]:
 
 
 def _parquet_column_names(parquet_file: Any, columns: Sequence[str] | None) -> list[str]:
-    names = [name for name in parquet_file.schema_arrow.names if not name.startswith("__index_level_")]
+    names = [
+        name for name in parquet_file.schema_arrow.names if not name.startswith("__index_level_")
+    ]
     if columns is None:
         return names
     wanted = [columns] if isinstance(columns, str) else list(columns)

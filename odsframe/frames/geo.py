@@ -257,7 +257,7 @@ def _wkb_point_coordinates(array: Any, lon: np.ndarray, lat: np.ndarray) -> bool
     _validity, offsets_buffer, data_buffer = array.buffers()
     if data_buffer is None:
         return False
-    offsets = np.frombuffer(
+    offsets: npt.NDArray[np.int64] = np.frombuffer(
         offsets_buffer,
         dtype=offset_type,
         count=n + 1,

@@ -881,9 +881,7 @@ def _fill_string_lists(chunk: Any, out: np.ndarray) -> None:
     else:
         order = np.argsort(lengths, kind="stable")
         bounds = np.cumsum(counts)
-        groups = [
-            (int(k), order[bounds[k] : bounds[k + 1]]) for k in present
-        ]
+        groups = [(int(k), order[bounds[k] : bounds[k + 1]]) for k in present]
     for length, rows in groups:
         if length == 0:
             lists = np.empty((len(rows), 0), dtype=object).tolist()

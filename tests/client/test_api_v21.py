@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
+from helpers import BackgroundServer, QuietHandler
 
 from odsframe._http import RetryPolicy
 from odsframe.api import ExploreV21, open_adapter
@@ -55,17 +55,11 @@ class FakeODS:
 
     def __init__(self) -> None:
         self.seen: list[Seen] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-        host, port = self.httpd.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
+        self.server = BackgroundServer(self._handler())
+        self.url = self.server.url
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
     def requests_to(self, suffix: str) -> list[dict[str, Any]]:
         """Parameters of the requests whose path ends with ``suffix`` (repeated names as lists)."""
@@ -141,12 +135,7 @@ class FakeODS:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 path, params = unquote(parts.path), parse_qsl(parts.query)

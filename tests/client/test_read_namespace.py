@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -20,13 +21,28 @@ def run(code: str) -> str:
     return result.stdout.strip()
 
 
-def test_import_loads_no_submodule() -> None:
+#: Submodules ``import odsframe`` may load: ``download`` and ``push`` are functions named like
+#: their modules, bound eagerly; they and ``errors`` need only the standard library.
+LIGHT_SUBMODULES = ["odsframe._version", "odsframe.download", "odsframe.errors", "odsframe.push"]
+
+
+def test_import_loads_only_light_submodules() -> None:
     out = run(
         "import sys, odsframe; "
-        "print(sorted(m for m in sys.modules if m.startswith('odsframe'))); "
-        "print('pandas' in sys.modules)"
+        "print(sorted(m for m in sys.modules if m.startswith('odsframe.'))); "
+        "print([m for m in ('pandas', 'numpy', 'requests', 'pyarrow') if m in sys.modules])"
     )
-    assert out.splitlines() == ["['odsframe', 'odsframe._version']", "False"]
+    loaded, heavy = out.splitlines()
+    assert set(ast.literal_eval(loaded)) <= set(LIGHT_SUBMODULES)
+    assert heavy == "[]"
+
+
+def test_function_and_module_of_the_same_name() -> None:
+    out = run(
+        "import odsframe, odsframe.download, odsframe.push; "
+        "print(callable(odsframe.download), callable(odsframe.push))"
+    )
+    assert out.strip() == "True True"
 
 
 def test_public_names_load_on_first_use_without_heavy_libraries() -> None:

@@ -114,24 +114,15 @@ def test_both_bases_answer_the_same(portal: LocalPortal) -> None:
 
 
 def test_trailing_slash_and_filters(portal: LocalPortal) -> None:
-    body = ok(
-        portal,
-        f"{V20}/datasets/sample-events/records/",
-        where=['category = "Concert"', "duration_min >= 90"],
-        refine='arrondissement:"75011"',
-        select="title, category, duration_min",
-        order_by="duration_min DESC",
-        limit=100,
-    )
-    v21 = ok(
-        portal,
-        f"{V21}/datasets/sample-events/records",
-        where=['category = "Concert"', "duration_min >= 90"],
-        refine='arrondissement:"75011"',
-        select="title, category, duration_min",
-        order_by="duration_min DESC",
-        limit=100,
-    )
+    params: dict[str, Any] = {
+        "where": ['category = "Concert"', "duration_min >= 90"],
+        "refine": 'arrondissement:"75011"',
+        "select": "title, category, duration_min",
+        "order_by": "duration_min DESC",
+        "limit": 100,
+    }
+    body = ok(portal, f"{V20}/datasets/sample-events/records/", **params)
+    v21 = ok(portal, f"{V21}/datasets/sample-events/records", **params)
     assert body["total_count"] == v21["total_count"] > 0
     assert [r["record"]["fields"] for r in body["records"]] == v21["results"]
 
