@@ -202,7 +202,7 @@ class OdsAccessor:
         from odsframe.push import push as push_records
 
         frame = self._frame
-        if self._provenance().get("query", {}).get("labels"):
+        if (self._provenance().get("query") or {}).get("labels"):
             names = {
                 str(item.get("label")): str(item.get("name"))
                 for item in self._fields_json()

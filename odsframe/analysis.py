@@ -61,7 +61,7 @@ from odsframe.frames.schema import FieldSpec, fields_from_metadata
 from odsframe.plotting import plot_clusters
 from odsframe.query.odsql import literal, quote_field, split_top_level
 from odsframe.query.query import Query, facet_filters, order_expression
-from odsframe.read import _metas, query_record, remembered_credentials
+from odsframe.read import _metas, _source_version, query_record, remembered_credentials
 from odsframe.read import _open as _open_read
 
 if TYPE_CHECKING:
@@ -138,9 +138,11 @@ _FILTER_KEYS = (
 # Opening a portal, provenance
 
 
-def _open(portal: str, api_key: str | ApiKey | None, session: Any) -> ExploreAdapter:
+def _open(
+    portal: str, api_key: str | ApiKey | None, session: Any, api_version: str = "2.1"
+) -> ExploreAdapter:
     """An adapter for ``portal`` with the key from the key chain (as ``read_ods`` opens one)."""
-    adapter, _ = _open_read(portal, api_key, session)
+    adapter, _ = _open_read(portal, api_key, session, api_version)
     return adapter
 
 
@@ -1550,7 +1552,8 @@ def _frame_adapter(
         remembered_key, remembered_session = remembered_credentials(source.get("read_id"))
         api_key = api_key if api_key is not None else remembered_key
         session = session if session is not None else remembered_session
-    return _open(str(source["portal"]), api_key, session)
+    # Drill down in the API generation the frame was read with.
+    return _open(str(source["portal"]), api_key, session, _source_version(source))
 
 
 def aggregate_frame(

@@ -43,10 +43,17 @@ if TYPE_CHECKING:
     import pandas as pd
     import requests
 
+    from odsframe._auth import ApiKey
     from odsframe._http import HTTPClient
     from odsframe.api.base import ExploreAdapter
 
-__all__ = ["download_attachment", "download_attachments", "download_files", "safe_file_name"]
+__all__ = [
+    "attachment_file_names",
+    "download_attachment",
+    "download_attachments",
+    "download_files",
+    "safe_file_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +157,15 @@ def _thumbnail_url(url: str) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}")
+
+
 def _hinted_extension(value: Mapping[str, Any]) -> str:
-    for key in ("filename",):
-        name = value.get(key)
-        if isinstance(name, str) and "." in name:
-            return safe_file_name("x" + Path(name).suffix)[1:]
+    """The extension a file object announces (its filename, format or mimetype)."""
+    name = value.get("filename")
+    suffix = Path(name).suffix if isinstance(name, str) else ""
+    if _EXTENSION.fullmatch(suffix):
+        return suffix.lower()
     form = value.get("format")
     if isinstance(form, str) and re.fullmatch(r"[A-Za-z0-9]{1,8}", form):
         return "." + form.lower()
@@ -205,9 +216,13 @@ def _existing(folder: Path) -> dict[str, Path]:
     return {p.name: p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
 
 
+def _with_extension(stem: str, extension: str) -> str:
+    return stem if extension and stem.lower().endswith(extension) else stem + extension
+
+
 def _already_there(task: _FileTask, existing: Mapping[str, Path]) -> Path | None:
     if task.extension:
-        return existing.get(task.stem + task.extension)
+        return existing.get(_with_extension(task.stem, task.extension))
     if task.stem in existing:
         return existing[task.stem]
     prefix = task.stem + "."
@@ -222,10 +237,8 @@ def _final_name(task: _FileTask, response: requests.Response) -> str:
     extension = task.extension or _extension_for(response.headers.get("Content-Type"))
     if not extension:
         suffix = Path(urlsplit(task.url).path).suffix
-        extension = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
-    if extension and task.stem.lower().endswith(extension):
-        return task.stem
-    return task.stem + extension
+        extension = suffix.lower() if _EXTENSION.fullmatch(suffix) else ""
+    return _with_extension(task.stem, extension)
 
 
 def _fetch_file(http: HTTPClient, task: _FileTask, folder: Path, dataset: str | None) -> Path:
@@ -292,7 +305,7 @@ def download_files(
     overwrite: bool = False,
     path_column: str | None = None,
     portal: str | None = None,
-    api_key: str | None = None,
+    api_key: str | ApiKey | None = None,
     session: Any = None,
     errors: ErrorMode = "raise",
 ) -> pd.DataFrame:
@@ -449,17 +462,24 @@ def _path_text(path: Path | None) -> str | None:
 # -- attachments ------------------------------------------------------------------------------
 
 
+def _flat_attachment(entry: Any) -> dict[str, Any] | None:
+    """``{id, title, url}`` of a dataset-metadata attachment or an ``/attachments`` entry
+    (``{href, metas: {...}}``); ``None`` without an id."""
+    if not isinstance(entry, Mapping):
+        return None
+    metas = entry.get("metas")
+    source = metas if isinstance(metas, Mapping) else entry
+    if not source.get("id"):
+        return None
+    return {"id": str(source["id"]), "title": source.get("title"), "url": source.get("url")}
+
+
 def _attachment_items(adapter: ExploreAdapter, dataset: str, metadata: Any) -> list[dict[str, Any]]:
     """``[{id, title, url}]`` from the dataset metadata, else from ``/attachments``."""
     items = metadata.get("attachments") if isinstance(metadata, Mapping) else None
-    if isinstance(items, list):
-        return [dict(item) for item in items if isinstance(item, Mapping) and item.get("id")]
-    found = []
-    for entry in adapter.attachments(dataset):
-        metas = entry.get("metas") if isinstance(entry, Mapping) else None
-        if isinstance(metas, Mapping) and metas.get("id"):
-            found.append({"id": metas["id"], "title": metas.get("title"), "url": metas.get("url")})
-    return found
+    if not isinstance(items, list):
+        items = adapter.attachments(dataset)
+    return [flat for flat in map(_flat_attachment, items) if flat is not None]
 
 
 def _published_name(item: Mapping[str, Any]) -> str:
@@ -471,6 +491,25 @@ def _published_name(item: Mapping[str, Any]) -> str:
     if isinstance(title, str) and title.strip():
         return safe_file_name(title.strip())
     return safe_file_name(str(item["id"]))
+
+
+def attachment_file_names(attachments: Sequence[Any]) -> list[str]:
+    """Local file names for a dataset's attachments, in order: the published name (the
+    ``odsfile://`` name, else the title, else the id) made safe; names that repeat (case
+    aside) get ``-<attachment id>``. Entries are dataset-metadata attachments
+    (``{id, title, url}``) or ``/attachments`` entries (``{href, metas}``); those without an
+    id are skipped."""
+    names: list[str] = []
+    used: set[str] = set()
+    for item in filter(None, map(_flat_attachment, attachments)):
+        name = _published_name(item)
+        if name.lower() in used:
+            stem, dot, extension = name.rpartition(".")
+            suffix = safe_file_name(str(item["id"]), keep_extension=False)
+            name = f"{stem}-{suffix}.{extension}" if dot and stem else f"{name}-{suffix}"
+        used.add(name.lower())
+        names.append(name)
+    return names
 
 
 def _attachment_url(adapter: ExploreAdapter, dataset: str, attachment_id: str) -> str:
@@ -578,15 +617,8 @@ def download_attachments(
     out.mkdir(parents=True, exist_ok=True)
     items = _attachment_items(adapter, dataset, metadata)
     known = [str(item["id"]) for item in items]
-    used: set[str] = set()
     paths = []
-    for item in items:
-        name = _published_name(item)
-        if name.lower() in used:
-            stem, dot, extension = name.rpartition(".")
-            suffix = safe_file_name(str(item["id"]), keep_extension=False)
-            name = f"{stem}-{suffix}.{extension}" if dot and stem else f"{name}-{suffix}"
-        used.add(name.lower())
+    for item, name in zip(items, attachment_file_names(items), strict=True):
         paths.append(
             _fetch_attachment(
                 adapter,

@@ -10,11 +10,19 @@ One read goes like this (ods-api.md sections 4 and 8.1):
 3. otherwise the dataset metadata (schema, once), a ``limit=0`` count, and, when the route
    depends on it, the list of export formats;
 4. the plan (:class:`~odsframe.query.Plan`): ``/records`` pages in a total order for small
-   results, one streamed export (parquet, else csv, else json) for large or unlimited ones;
-   never a request past the 10 000-record window;
-5. the payload becomes a typed frame (:mod:`odsframe.frames`), its row count is checked
+   results, an export (parquet, else csv, else json) for large or unlimited ones; never a
+   request past the 10 000-record window;
+5. an export goes through the chunked downloader (:func:`~odsframe.download.download_parts`):
+   one part up to ``chunk_rows`` records (2 000 000 by default), slices of a field beyond,
+   each part's rows checked against the count and fetched again when cut short, into a
+   folder of the cache that a failed read resumes from; Parquet parts are then read one
+   column at a time (:func:`~odsframe.frames.frame_from_parquet`), so that the peak
+   memory stays near the size of the finished frame;
+6. the payload becomes a typed frame (:mod:`odsframe.frames`), its row count is checked
    against the server's count, ``attrs["ods"]`` records where it came from (never the key),
    and the frame is cached.
+
+``engine="dask"`` hands the same query to :func:`~odsframe.read_ods_dask`.
 
 ``df.ods`` (:mod:`odsframe.accessor`) is registered when this module is imported.
 """
@@ -39,7 +47,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import pandas as pd
 
@@ -48,7 +56,7 @@ from odsframe import cache as cache_store
 from odsframe._auth import ApiKey, resolve_api_key
 from odsframe._http import build_url
 from odsframe._portal_url import portal_host, resolve_portal
-from odsframe._progress import CountingWriter, ProgressArg, check_progress, open_progress
+from odsframe._progress import ProgressArg, check_progress, open_progress
 from odsframe._spec import RECORDS_MAX_LIMIT, RECORDS_MAX_WINDOW
 from odsframe.api import ADAPTERS, ExploreAdapter, open_adapter
 from odsframe.errors import (
@@ -64,12 +72,7 @@ from odsframe.errors import (
 from odsframe.frames import (
     FieldSpec,
     fields_from_metadata,
-    frame_from_csv,
-    frame_from_json_export,
-    frame_from_jsonl,
-    frame_from_parquet,
     frame_from_records,
-    label_columns,
 )
 from odsframe.query import Plan, PlannedRequest, Query
 from odsframe.query.plan import (
@@ -475,20 +478,23 @@ def _read_export(
 
     (request,) = plan.requests
     fmt = request.export_format or "json"
-    if fmt in DOWNLOAD_FORMATS:
-        return _read_download(
-            adapter,
-            plan,
-            specs,
-            metadata,
-            fmt,
-            geometry=geometry,
-            labels=labels,
-            progress=progress,
-            api_key=api_key,
-            chunk_rows=chunk_rows,
+    if fmt not in DOWNLOAD_FORMATS:
+        raise InvalidQueryArgument(
+            f"preferred_formats: cannot read {fmt} exports; use some of "
+            f"{', '.join(DOWNLOAD_FORMATS)}"
         )
-    return _read_stream(adapter, plan, specs, geometry=geometry, labels=labels, progress=progress)
+    return _read_download(
+        adapter,
+        plan,
+        specs,
+        metadata,
+        fmt,
+        geometry=geometry,
+        labels=labels,
+        progress=progress,
+        api_key=api_key,
+        chunk_rows=chunk_rows,
+    )
 
 
 def _read_download(
@@ -537,46 +543,6 @@ def _read_download(
                 labels=labels,
                 file_base_url=f"{adapter.dataset_url(query.dataset)}/files",
             )
-
-
-def _read_stream(
-    adapter: ExploreAdapter,
-    plan: Plan,
-    specs: list[FieldSpec],
-    *,
-    geometry: GeometryArg,
-    labels: bool,
-    progress: ProgressArg,
-) -> pd.DataFrame:
-    """One streamed export to a temporary file (formats the downloader cannot count)."""
-    query = plan.query
-    (request,) = plan.requests
-    fmt = request.export_format or "json"
-    options: dict[str, Any] = {
-        "timezone": query.timezone,
-        "geometry": geometry,
-        "file_base_url": f"{adapter.dataset_url(query.dataset)}/files",
-        "all_fields": not query.select,
-    }
-    with tempfile.TemporaryDirectory(prefix="odsframe-") as folder:
-        path = Path(folder) / f"export.{fmt}"
-        with (
-            open_progress(progress, total=None, unit="bytes", description=query.dataset) as bar,
-            path.open("wb") as handle,
-        ):
-            # No fsync, no rename: the file lives only as long as this read.
-            dest = cast(IO[bytes], CountingWriter(handle, bar)) if bar.active else handle
-            adapter.stream_planned(request, dest)
-        with _gc_paused():
-            if fmt == "parquet":
-                return frame_from_parquet(path, specs, labels=labels, **options)
-            if fmt == "csv":
-                # The header holds field names (use_labels is not sent); labels come after.
-                frame = frame_from_csv(path, specs, labels=False, **options)
-                return label_columns(frame, specs) if labels else frame
-            if fmt == "jsonl":
-                return frame_from_jsonl(path, specs, labels=labels, **options)
-            return frame_from_json_export(path, specs, labels=labels, **options)
 
 
 # Download folders of reads in progress in this process (another thread's read of the same

@@ -20,8 +20,10 @@ the error classes and the public names.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
+import os
 import re
 import subprocess
 import sys
@@ -215,6 +217,7 @@ def test_pytest_examples_pass(tmp_path: Path) -> None:
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)],
             cwd=tmp_path,
+            env={**os.environ, cache.CACHE_DIR_ENV: str(tmp_path / "cache")},
             capture_output=True,
             text=True,
             timeout=120,
@@ -302,14 +305,19 @@ def test_serve_options_match_the_cli() -> None:
     from odsframe.cli import build_parser
 
     parser = build_parser()
-    serve = parser._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    commands = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    serve = commands.choices["serve"]
     options = {
         option
         for action in serve._actions
         for option in action.option_strings
         if option.startswith("--") and option != "--help"
     }
-    documented = {_code(row[0])[0].split()[0] for row in table_rows("local-portal.md", "### Options")}
+    documented = {
+        _code(row[0])[0].split()[0] for row in table_rows("local-portal.md", "### Options")
+    }
     assert documented == options
 
 
@@ -326,18 +334,27 @@ def test_every_error_class_is_documented() -> None:
     classes = [
         name
         for name, value in vars(errors).items()
-        if isinstance(value, type) and issubclass(value, ODSBase) and value.__module__ == errors.__name__
+        if isinstance(value, type)
+        and issubclass(value, (errors.ODSError, errors.ODSWarning))
+        and value.__module__ == errors.__name__
     ]
-    assert classes
+    assert "QuotaExceededError" in classes
     for name in [*classes, "ProvenanceError"]:
         assert f"`{name}`" in section, name
-
-
-ODSBase = (errors.ODSError, errors.ODSWarning)
 
 
 def test_every_public_name_is_documented() -> None:
     text = (DOCS / "user-guide.md").read_text(encoding="utf-8")
     for name in odsframe.__all__:
         if name != "__version__":
-            assert name in text, name
+            assert re.search(rf"`(?:odsframe\.)?{re.escape(name)}\b", text), name
+
+
+def test_every_accessor_member_is_documented() -> None:
+    documented = {
+        name.split("(")[0]
+        for row in table_rows("user-guide.md", "## Provenance and `df.ods`")
+        for name in _code(row[0])
+    }
+    members = {name for name in vars(odsframe.OdsAccessor) if not name.startswith("_")}
+    assert members <= documented, sorted(members - documented)

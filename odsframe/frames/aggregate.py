@@ -371,7 +371,9 @@ def _typed_column(values: Sequence[Any], kind: str, name: str, timezone: str | N
     if kind == "boolean":
         return pd.array(list(values), dtype="boolean")
     if kind == "text":
-        return pd.array([None if v is None else str(v) for v in values], dtype="str")
+        return pd.array(
+            [None if v is None else str(v) for v in values], dtype="string"
+        )  # as read_ods text columns
     if kind in ("date", "datetime"):
         return _datetime_column(values, kind, name, timezone)
     if kind == "range":

@@ -1661,6 +1661,16 @@ class Catalog:
         dataset.processed_at = processed
         self._version += 1
 
+    def mark_data_changed(self, dataset: PortalDataset, *, records_count: int) -> None:
+        """Record that ``dataset``'s records changed in place (a push or a delete).
+
+        ``records_count`` is stored, ``data_processed`` (and ``modified`` when it follows the
+        data) moves strictly forward, and the catalog listing is rebuilt on next use, so
+        clients' freshness checks see the change.
+        """
+        dataset.metas["default"]["records_count"] = records_count
+        self._bump(dataset, dataset.processed_at, data_time=datetime.now(UTC))
+
     # -- loading tables ------------------------------------------------------------------
 
     def add_dataset(

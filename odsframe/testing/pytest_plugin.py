@@ -5,7 +5,7 @@ fixture: a :class:`~odsframe.testing.LocalPortal` over the sample datasets, star
 session on a free port of 127.0.0.1::
 
     def test_my_pipeline(ods_portal):
-        df = my_pipeline(ods_portal.url, "sample-stations")
+        df = my_pipeline(ods_portal.url, "sample-bike-stations")
         assert len(df) > 0
 """
 

@@ -83,7 +83,6 @@ from odsframe.testing.catalog import (
     as_point,
     file_object,
     fts_sql,
-    iso_utc,
     quote_ident,
     record_id_sql,
     shape_bboxes,
@@ -590,16 +589,7 @@ def _select_storage(fields: Sequence[PortalField]) -> list[str]:
 def _bump_after_change(api: ApiRequest, dataset: PortalDataset, cursor: Any) -> None:
     """``records_count`` from the table; ``data_processed``/``modified`` moved forward."""
     rows = cursor.execute(f"SELECT count(*) FROM {quote_ident(dataset.table)}").fetchall()
-    dataset.metas["default"]["records_count"] = int(rows[0][0])
-    bump = getattr(api.catalog, "_bump", None)
-    previous = _parse_time(dataset.metas["default"].get("data_processed"))
-    now = datetime.now(UTC)
-    if bump is not None:
-        bump(dataset, previous, data_time=now)
-    else:  # a catalog without the hook: move the dates ourselves
-        moment = now if previous is None or now > previous else previous
-        dataset.metas["default"]["data_processed"] = iso_utc(moment)
-        dataset.processed_at = moment
+    api.catalog.mark_data_changed(dataset, records_count=int(rows[0][0]))
 
 
 def _parse_time(value: Any) -> datetime | None:

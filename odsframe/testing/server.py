@@ -104,6 +104,10 @@ class CatalogLike(Protocol):
         """The pseudo-dataset (one record per dataset) catalog ODSQL queries run over."""
         ...
 
+    def mark_data_changed(self, dataset: PortalDataset, *, records_count: int) -> None:
+        """Note that a dataset's records changed in place (push, delete)."""
+        ...
+
 
 # -- parameters -----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import requests
 
 import odsframe
 from odsframe.errors import DatasetNotFoundError, InvalidQueryArgument, ODSWarning
-from odsframe.files import download_files, safe_file_name
+from odsframe.files import attachment_file_names, download_files, safe_file_name
 from odsframe.testing.catalog import Catalog
 from odsframe.testing.model import PortalDataset, PortalField
 from odsframe.testing.portal import LocalPortal
@@ -136,7 +136,7 @@ def test_names_from_the_server_cannot_leave_the_folder(
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["inside"]
 
 
-def test_odd_file_ids_get_safe_distinct_names(tmp_path: Path) -> None:
+def test_odd_file_ids_get_safe_distinct_names(tmp_path: Path, recording_session: Any) -> None:
     blobs = tmp_path / "blobs"
     blobs.mkdir()
     ids = ["..hidden", "a b", "a_b", "CON", "x.png"]
@@ -163,6 +163,20 @@ def test_odd_file_ids_get_safe_distinct_names(tmp_path: Path) -> None:
     with LocalPortal(catalog=catalog) as portal:
         frame = odsframe.read_ods(portal.url, "odd-files", cache=False)
         out = frame.ods.download_files("photo", tmp_path / "out")
+        objects = pd.DataFrame(
+            requests.get(
+                f"{portal.url}/api/explore/v2.1/catalog/datasets/odd-files/records", timeout=30
+            ).json()["results"]
+        )
+        by_object = download_files(
+            objects, "photo", tmp_path / "objects", session=recording_session
+        )
+        assert len(recording_session.urls) == len(ids)
+        download_files(objects, "photo", tmp_path / "objects", session=recording_session)
+        assert len(recording_session.urls) == len(ids)  # all found, by the same names
+    assert [Path(p).name for p in by_object["photo_path"]] == [
+        Path(p).name for p in out["photo_path"]
+    ]
     names = [Path(path).name for path in out["photo_path"]]
     assert len(set(names)) == len(ids)
     assert names[-1] == "x.png"  # already safe, and already carrying its extension
@@ -291,3 +305,41 @@ def test_attachment_arguments(stations: odsframe.Dataset, tmp_path: Path) -> Non
         stations.download_attachment("", tmp_path)
     with pytest.raises(InvalidQueryArgument, match="does not exist"):
         stations.download_attachment("notice_pdf", tmp_path / "missing" / "x.pdf")
+
+
+def _fixture(real_fixtures: Path, name: str) -> Any:
+    return json.loads((real_fixtures / name).read_text(encoding="utf-8"))
+
+
+def test_attachment_names_of_real_attachment_lists(real_fixtures: Path) -> None:
+    listed = _fixture(
+        real_fixtures, "nasqueron__datasources__catalog_dataset_fantoir_attachments.json"
+    )
+    entries = listed["attachments"]
+    names = attachment_file_names(entries)
+    assert len(names) == len(entries) == 5 and len(set(names)) == 5
+    for entry, name in zip(entries, names, strict=True):
+        assert name == entry["metas"]["url"].removeprefix("odsfile://")
+        assert name == safe_file_name(name)
+    # The dataset object's flat attachments give the same names, in the same order.
+    dataset = _fixture(real_fixtures, "nasqueron__datasources__catalog_dataset_fantoir.json")
+    assert attachment_file_names(dataset["dataset"]["attachments"]) == names
+
+
+def test_attachment_names_fall_back_and_never_collide() -> None:
+    names = attachment_file_names(
+        [
+            {"id": "a", "title": "Report 2024.PDF"},
+            {"id": "b", "title": "REPORT.pdf"},
+            {"id": "b2", "title": "report.pdf"},
+            {"id": "../c", "url": "odsfile://../../etc/passwd"},
+            {"id": "d"},
+            {"title": "no id"},
+        ]
+    )
+    assert len(names) == 5
+    assert names[0].endswith(".pdf") and names[0].startswith("Report_2024-")
+    # Same name but for case (which some file systems ignore): the id is added.
+    assert names[1:3] == ["REPORT.pdf", "report-b2.pdf"]
+    assert "/" not in names[3] and not names[3].startswith(".") and "passwd" in names[3]
+    assert names[4] == "d"

@@ -42,3 +42,12 @@ def test_refresh_keeps_the_api_version(sample_portal: LocalPortal) -> None:
 def test_unknown_api_version_is_refused(sample_portal: LocalPortal) -> None:
     with pytest.raises(InvalidQueryArgument, match="api_version"):
         odsframe.read_ods(sample_portal.url, "sample-districts", api_version="3")
+
+
+def test_drill_down_keeps_the_api_version(sample_portal: LocalPortal) -> None:
+    frame = odsframe.read_ods(
+        sample_portal.url, "sample-bike-stations", api_version="2.0", cache=False
+    )
+    table = frame.ods.aggregate(by="commune", agg={"n": "count(*)"})
+    assert table.attrs["ods"]["api_version"] == "2.0"
+    assert int(table["n"].sum()) == len(frame)
