@@ -5,8 +5,9 @@ Run: ``.venv/bin/python benchmarks/readers.py [--records N] [--repeat 3] [--read
 One :class:`~odsframe.testing.LocalPortal` serves the sample datasets (``sample-events``
 with ``--records`` rows, 1 000 000 by default) in this process. Each reader then runs in a
 fresh Python process (this file with ``--child``), ``--repeat`` times, and the table shows
-the median wall time of the read (imports excluded), the median peak RSS of the process
-and the rows read:
+the median wall time of the read (imports excluded), the median peak RSS of the process,
+its RSS after the imports and after the read while holding the result (what the result
+costs: no peak can be lower), and the rows read:
 
 ``odsframe``
     ``odsframe.read_ods(url, "sample-events", cache=False)``: a typed GeoDataFrame.
@@ -45,31 +46,28 @@ CSV_EXPORT = "/api/explore/v2.1/catalog/datasets/{dataset}/exports/csv"
 # -- readers (each runs in its own process) ----------------------------------------------
 
 
-def read_odsframe(url: str, dataset: str) -> int:
+def read_odsframe(url: str, dataset: str) -> Any:
     import odsframe
 
-    frame = odsframe.read_ods(url, dataset, cache=False, progress=False)
-    return len(frame)
+    return odsframe.read_ods(url, dataset, cache=False, progress=False)
 
 
-def read_odsclient(url: str, dataset: str) -> int:
+def read_odsclient(url: str, dataset: str) -> Any:
     from odsclient import get_whole_dataframe
 
-    frame = get_whole_dataframe(
+    return get_whole_dataframe(
         dataset, base_url=url, use_labels_for_header=False, use_keyring=False
     )
-    return len(frame)
 
 
-def read_portalkit(url: str, dataset: str) -> int:
+def read_portalkit(url: str, dataset: str) -> Any:
     import portalkit
 
     portal = portalkit.open(url, kind="opendatasoft", cache=False)
-    frame = portal.dataset(dataset).to_geopandas()
-    return len(frame)
+    return portal.dataset(dataset).to_geopandas()
 
 
-def read_requests_pandas(url: str, dataset: str) -> int:
+def read_requests_pandas(url: str, dataset: str) -> Any:
     import io
 
     import pandas as pd
@@ -77,22 +75,20 @@ def read_requests_pandas(url: str, dataset: str) -> int:
 
     answer = requests.get(url + CSV_EXPORT.format(dataset=dataset), timeout=600)
     answer.raise_for_status()
-    frame = pd.read_csv(io.BytesIO(answer.content), sep=";")
-    return len(frame)
+    return pd.read_csv(io.BytesIO(answer.content), sep=";")
 
 
-def read_floor(url: str, dataset: str) -> int:
+def read_floor(url: str, dataset: str) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
     import requests
 
     answer = requests.get(url + PARQUET_EXPORT.format(dataset=dataset), timeout=600)
     answer.raise_for_status()
-    table = pq.read_table(pa.BufferReader(answer.content))
-    return int(table.num_rows)
+    return pq.read_table(pa.BufferReader(answer.content))
 
 
-READERS: dict[str, Callable[[str, str], int]] = {
+READERS: dict[str, Callable[[str, str], Any]] = {
     "odsframe": read_odsframe,
     "odsclient": read_odsclient,
     "portalkit": read_portalkit,
@@ -115,26 +111,54 @@ def peak_rss_mb() -> float:
     ``VmHWM`` is reset by ``exec``; ``ru_maxrss`` is not (a child forked from the portal's
     large process would report the parent's size), so it is only the fallback.
     """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
+    held = _status_mb("VmHWM:")
+    if held is not None:
+        return held
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def rss_mb() -> float | None:
+    """The process's resident set size now, in MB (None where /proc is missing)."""
+    return _status_mb("VmRSS:")
+
+
+def _status_mb(key: str) -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(key):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
 def child(name: str, url: str, dataset: str) -> None:
-    """Run one reader and print ``{"seconds", "rss_mb", "rows"}`` as JSON."""
+    """Run one reader and print ``{"seconds", "rss_mb", "start_mb", "held_mb", "rows"}``.
+
+    ``start_mb`` is the RSS once the imports are done, ``held_mb`` the RSS after the read
+    while its result is still alive (after a garbage collection): what the result itself
+    costs, below which no peak can go.
+    """
+    import gc
     import importlib
 
     for module in WARM_IMPORTS[name]:
         importlib.import_module(module)
+    start_mb = rss_mb()
     started = time.perf_counter()
-    rows = READERS[name](url, dataset)
+    result = READERS[name](url, dataset)
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb(), "rows": rows}))
+    rows = int(result.num_rows) if hasattr(result, "num_rows") else len(result)
+    gc.collect()
+    report = {
+        "seconds": seconds,
+        "rss_mb": peak_rss_mb(),
+        "start_mb": start_mb,
+        "held_mb": rss_mb(),
+        "rows": rows,
+    }
+    print(json.dumps(report))
 
 
 # -- the driver ---------------------------------------------------------------------------
@@ -158,12 +182,11 @@ def measure(name: str, url: str, dataset: str, repeat: int) -> dict[str, Any]:
     failed = [run for run in runs if "error" in run]
     if failed:
         return {"name": name, "error": failed[0]["error"]}
-    return {
-        "name": name,
-        "seconds": statistics.median(run["seconds"] for run in runs),
-        "rss_mb": statistics.median(run["rss_mb"] for run in runs),
-        "rows": runs[0]["rows"],
-    }
+    result = {"name": name, "rows": runs[0]["rows"]}
+    for key in ("seconds", "rss_mb", "start_mb", "held_mb"):
+        values = [run[key] for run in runs if run.get(key) is not None]
+        result[key] = statistics.median(values) if values else float("nan")
+    return result
 
 
 def import_seconds(code: str, repeat: int) -> float:
@@ -189,15 +212,22 @@ def main(records: int, repeat: int, names: list[str]) -> None:
 
     print()
     print(f"Full read of {DATASET} ({records:,} records), median of {repeat} fresh processes")
-    print(f"{'reader':<17} {'wall (s)':>9} {'peak RSS (MB)':>14} {'rows':>10}")
+    print(
+        f"{'reader':<17} {'wall (s)':>9} {'peak RSS (MB)':>14} {'after imports':>14} "
+        f"{'holding result':>15} {'rows':>10}"
+    )
     for result in results:
         if "error" in result:
             print(f"{result['name']:<17} failed: {result['error']}")
             continue
         print(
             f"{result['name']:<17} {result['seconds']:>9.2f} {result['rss_mb']:>14.0f} "
-            f"{result['rows']:>10,}"
+            f"{result['start_mb']:>14.0f} {result['held_mb']:>15.0f} {result['rows']:>10,}"
         )
+    print(
+        "(after imports: RSS before the read; holding result: RSS after it, the result "
+        "alive; no peak can be lower than that)"
+    )
 
     pandas_s = import_seconds("import pandas", repeat)
     odsframe_s = import_seconds("import odsframe", repeat)

@@ -1042,6 +1042,8 @@ def read_ods(
 
         _check_geometry(geometry)
         _check_labels(labels)
+        cache_store.normalise_mode(cache)  # checked, although the parts are the cache
+        cache_store.normalise_max_age(max_age)
         return cast(
             pd.DataFrame,
             read_ods_dask(

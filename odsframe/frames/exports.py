@@ -509,8 +509,10 @@ def frame_from_parquet(
                 del converted
             used.append(spec)
             pool.release_unused()  # the column's Arrow buffers go back to the system
+    # Back to the file's column order.
+    position = {name: index for index, name in enumerate(names)}
     data = {name: data[name] for name in names}
-    used.sort(key=lambda spec: names.index(spec.name))
+    used.sort(key=lambda spec: position[spec.name])
     frame = pd.DataFrame(data, copy=False) if data else pd.DataFrame(index=pd.RangeIndex(rows))
     return _finish(frame, specs, used, tz, geometry, labels=labels, all_fields=all_fields)
 

@@ -271,9 +271,17 @@ def _wkb_point_coordinates(array: Any, lon: np.ndarray, lat: np.ndarray) -> bool
     if not (lengths == _WKB_POINT_BYTES).all():
         return False
     data = np.frombuffer(data_buffer, dtype=np.uint8)
-    if not (data[starts[:, None] + np.arange(5)] == _WKB_POINT_HEADER).all():
-        return False
-    coordinates = data[starts[:, None] + np.arange(5, _WKB_POINT_BYTES)].view("<f8")
+    first = int(starts[0]) if len(starts) else 0
+    if valid is None and int(offsets[-1]) - first == n * _WKB_POINT_BYTES:
+        # Back to back (the usual layout): a rows x 21 view, no gather.
+        records = data[first : first + n * _WKB_POINT_BYTES].reshape(n, _WKB_POINT_BYTES)
+        if not (records[:, :5] == _WKB_POINT_HEADER).all():
+            return False
+        coordinates = np.ascontiguousarray(records[:, 5:]).view("<f8")
+    else:
+        if not (data[starts[:, None] + np.arange(5)] == _WKB_POINT_HEADER).all():
+            return False
+        coordinates = data[starts[:, None] + np.arange(5, _WKB_POINT_BYTES)].view("<f8")
     if np.isnan(coordinates).any():
         return False  # POINT EMPTY: the WKB parser gives an empty point, not a missing one
     if valid is None:

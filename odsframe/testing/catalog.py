@@ -77,6 +77,7 @@ from odsframe._spec import FIELD_TYPES
 from odsframe.testing.errors import NotFoundError
 from odsframe.testing.model import (
     HIDDEN_BBOX_PREFIX,
+    HIDDEN_ENUM_PREFIX,
     HIDDEN_FTS,
     HIDDEN_ID,
     HIDDEN_ROWID,
@@ -87,6 +88,9 @@ from odsframe.testing.model import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Most distinct values of a text field that gets an ``__enum__`` twin column.
+ENUM_MAX_VALUES = 1024
 
 #: Data file extensions, in the order tried when two files share a dataset id.
 DATA_SUFFIXES: tuple[str, ...] = (".parquet", ".csv", ".json", ".geojson", ".jsonl")
@@ -1474,6 +1478,7 @@ class Catalog:
         self.datasets: dict[str, PortalDataset] = {}
         self.lock = threading.RLock()
         self._version = 0
+        self._enum_serial = 0
         self._catalog_version = -1
         self._catalog: dict[bool, PortalDataset] = {}
 
@@ -1768,6 +1773,48 @@ class Catalog:
             self._bump(dataset, previous, data_time=now)
             return dataset
 
+    def _add_enum_twins(self, table: str, fields: Sequence[PortalField]) -> set[str]:
+        """Add an ``__enum__<field>`` column for each text field whose few values repeat.
+
+        DuckDB compares ENUM codes instead of strings: ``field = "value"`` filters and facet
+        refines run several times faster (model.py describes the column).
+        """
+        candidates = [f for f in fields if f.type == "text" and not f.multivalued]
+        if not candidates:
+            return set()
+        target = quote_ident(table)
+        counts = ", ".join(
+            f"approx_count_distinct({quote_ident(f.name)})" for f in candidates
+        )
+        rows = self.con.execute(f"SELECT count(*), {counts} FROM {target}").fetchall()[0]
+        total = int(rows[0])
+        twins: set[str] = set()
+        for f, distinct in zip(candidates, rows[1:], strict=True):
+            if not distinct or distinct > ENUM_MAX_VALUES or distinct * 2 > total:
+                continue
+            self._enum_serial += 1
+            type_name = quote_ident(f"__enum_type_{self._enum_serial}")
+            column = quote_ident(HIDDEN_ENUM_PREFIX + f.name)
+            source = quote_ident(f.name)
+            self.con.execute(
+                f"CREATE TYPE {type_name} AS ENUM (SELECT DISTINCT {source} FROM {target} "
+                f"WHERE {source} IS NOT NULL ORDER BY {source})"
+            )
+            self.con.execute(f"ALTER TABLE {target} ADD COLUMN {column} {type_name}")
+            self.con.execute(f"UPDATE {target} SET {column} = CAST({source} AS {type_name})")
+            twins.add(f.name)
+        return twins
+
+    def drop_enum_twins(self, dataset: PortalDataset) -> None:
+        """Remove a dataset's ``__enum__`` columns (before writing records in place)."""
+        with self.lock:
+            names, dataset.enum_fields = dataset.enum_fields, set()
+            for name in sorted(names):
+                column = quote_ident(HIDDEN_ENUM_PREFIX + name)
+                self.con.execute(
+                    f"ALTER TABLE {quote_ident(dataset.table)} DROP COLUMN IF EXISTS {column}"
+                )
+
     def remove_dataset(self, dataset_id: str) -> None:
         """Drop a dataset and its table."""
         with self.lock:
@@ -1797,6 +1844,7 @@ class Catalog:
                 source_ids=source_ids,
                 source_timestamps=source_timestamps,
             )
+            dataset.enum_fields = self._add_enum_twins(dataset.table, dataset.fields)
             dataset.metas["default"] = default_metas(
                 dataset.dataset_id,
                 dataset.metas.get("default"),

@@ -61,6 +61,7 @@ from odsframe.testing import odsql as q
 from odsframe.testing.errors import InvalidRESTParameterError, ODSQLError
 from odsframe.testing.model import (
     HIDDEN_BBOX_PREFIX,
+    HIDDEN_ENUM_PREFIX,
     HIDDEN_FTS,
     HIDDEN_ID,
     HIDDEN_ROWID,
@@ -1580,7 +1581,22 @@ class _Compiler:
             if op == "=":
                 return sql("list_contains({}, {})", left, right)
             return sql(f"(len(list_filter({{}}, lambda __x: __x {op} {{}})) > 0)", left, right)
+        if op == "=" and rval.is_const:
+            left = self.enum_twin(lval) or left
         return sql(f"({{}} {op} {{}})", left, right)
+
+    def enum_twin(self, val: Val) -> Frag | None:
+        """The ``__enum__`` column of a bare text field that has one (model.py), else None."""
+        f = val.field
+        if (
+            f is None
+            or val.type != "text"
+            or val.multivalued
+            or f.name not in self.dataset.enum_fields
+            or val.frag.sql != ident(f.name)
+        ):
+            return None
+        return Frag(ident(HIDDEN_ENUM_PREFIX + f.name))
 
     def compare_date(self, op: str, val: Val, spec: DateSpec, scope: _Scope) -> Frag:
         if val.type not in TEMPORAL_TYPES:
@@ -1629,7 +1645,7 @@ class _Compiler:
             items = join(", ", [v.frag for v in values if isinstance(v, Val)])
             if operand.multivalued:
                 return sql("list_has_any({}, [{}])", operand.frag, items)
-            return sql("({} IN ({}))", operand.frag, items)
+            return sql("({} IN ({}))", self.enum_twin(operand) or operand.frag, items)
         return sql(
             "({})", join(" OR ", [self.compare_values("=", operand, v, scope) for v in values])
         )

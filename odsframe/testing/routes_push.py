@@ -633,6 +633,8 @@ def append_records(api: ApiRequest, dataset: PortalDataset, batch: RecordBatch) 
     ]
     hidden = [HIDDEN_ROWID, HIDDEN_ID, HIDDEN_TIMESTAMP, HIDDEN_FTS]
     now = datetime.now(UTC)
+    if dataset.enum_fields:  # in-place writes would leave the ENUM twins stale: drop them
+        api.catalog.drop_enum_twins(dataset)
     with _catalog_lock(api), api.cursor() as cursor:
         for pushed in batch.files.values():
             dataset.files.setdefault(pushed.file_id, pushed.path)

@@ -108,6 +108,10 @@ class CatalogLike(Protocol):
         """Note that a dataset's records changed in place (push, delete)."""
         ...
 
+    def drop_enum_twins(self, dataset: PortalDataset) -> None:
+        """Remove the dataset's ``__enum__`` filter columns (before in-place writes)."""
+        ...
+
 
 # -- parameters -----------------------------------------------------------------------------
 

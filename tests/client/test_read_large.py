@@ -69,6 +69,8 @@ def test_one_part_up_to_chunk_rows(portal: LocalPortal, faults: Faults) -> None:
     frame = read(portal)
     assert len(frame) == RECORDS
     assert faults.count(EXPORTS) == 1
+    # No more requests than a plain export read: metadata, count, formats, the export.
+    assert faults.count("/api/*") == 4
     assert frame.attrs["ods"]["route"] == "export"
     assert frame.attrs["ods"]["export_format"] == "parquet"
 

@@ -163,6 +163,8 @@ def test_wkb_points_equal_the_wkb_parser() -> None:
     assert bool(shapely.equals_exact(parsed[8:], expected[8:], tolerance=0).all())
     shapes = parse_shapes(pa.array(wkb, pa.large_binary()))
     assert [g is None for g in shapes] == [g is None for g in parsed]
+    sliced = parse_points(pa.array(wkb[8:], pa.binary()).slice(3))  # no null, an offset
+    assert bool(shapely.equals_exact(sliced, expected[11:], tolerance=0).all())
 
 
 @pytest.mark.parametrize(
