@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import sys
 import time
 import uuid
@@ -1236,11 +1237,14 @@ def clear(portal: str | None = None, dataset: str | None = None) -> int:
     dataset
         Only entries of this dataset.
 
-    Without filters every entry goes, broken ones and unreferenced data files included.
-    Temporary files older than an hour (left by crashed writers) always go; younger ones
-    may belong to a write in progress and stay.
+    Without filters every entry goes, broken ones and unreferenced data files included, and
+    so do the part folders of interrupted large reads (``reads/``). Temporary files older
+    than an hour (left by crashed writers) always go; younger ones may belong to a write in
+    progress and stay.
     """
     wanted_portal = normalise_portal(portal) if portal is not None else None
+    if portal is None and dataset is None:
+        shutil.rmtree(cache_dir() / "reads", ignore_errors=True)
     folder = _frames_dir(create=False)
     if not folder.is_dir():
         return 0

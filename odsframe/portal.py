@@ -23,6 +23,7 @@ from odsframe.api import open_adapter
 from odsframe.errors import ServerError
 from odsframe.frames import FieldSpec, fields_frame, fields_from_metadata
 from odsframe.read import (
+    READ_CHUNK_ROWS,
     GeometryArg,
     build_query,
     catalog_with,
@@ -116,6 +117,7 @@ class Portal:
         progress: ProgressArg = None,
         cache: bool | str = True,
         max_age: timedelta | float | None = None,
+        chunk_rows: int = READ_CHUNK_ROWS,
         **query: Any,
     ) -> pd.DataFrame:
         """Read a dataset (see :func:`~odsframe.read_ods` for the arguments).
@@ -133,6 +135,7 @@ class Portal:
             progress=progress,
             cache_mode=cache,
             max_age=max_age,
+            chunk_rows=chunk_rows,
         )
 
     def explain(

@@ -36,6 +36,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -589,6 +590,9 @@ def _download_folder(
         finally:
             if succeeded or not claimed:
                 shutil.rmtree(folder, ignore_errors=True)
+            if succeeded and claimed:
+                with contextlib.suppress(OSError):
+                    _lock_path(folder).unlink()  # still locked: see _process_lock
 
 
 @contextlib.contextmanager
@@ -612,15 +616,23 @@ def _claim(folder: Path) -> Iterator[bool]:
             _folders_in_use.discard(key)
 
 
+def _lock_path(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".lock")
+
+
 @contextlib.contextmanager
 def _process_lock(folder: Path) -> Iterator[bool]:
-    """An advisory lock on ``<folder>.lock`` (POSIX); True when taken or not available."""
+    """An advisory lock on ``<folder>.lock`` (POSIX); True when taken or not available.
+
+    Its holder may delete the lock file: whoever locked the deleted file meanwhile sees
+    that the path no longer names it, and does not take the folder.
+    """
     try:
         import fcntl
     except ImportError:  # Windows: the in-process claim is all there is
         yield True
         return
-    lock_path = folder.with_name(folder.name + ".lock")
+    lock_path = _lock_path(folder)
     try:
         handle = lock_path.open("a+b")
     except OSError:
@@ -633,7 +645,11 @@ def _process_lock(folder: Path) -> Iterator[bool]:
             yield False
             return
         try:
-            yield True
+            try:
+                current = lock_path.stat().st_ino == os.fstat(handle.fileno()).st_ino
+            except OSError:
+                current = False
+            yield current
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
@@ -659,7 +675,7 @@ def _remove_stale_reads(root: Path, *, keep: str) -> None:
             if claimed:
                 shutil.rmtree(folder, ignore_errors=True)
                 with contextlib.suppress(OSError):
-                    folder.with_name(folder.name + ".lock").unlink()
+                    _lock_path(folder).unlink()
 
 
 def _empty_frame(

@@ -446,29 +446,24 @@ def arc_distance(
 
 
 # --------------------------------------------------------------------------------------------
-# Buckets and the merge pass
+# The merge pass
 # --------------------------------------------------------------------------------------------
 
-#: Sloppy haversine error bound, absolute metres plus a relative part of the radius. The
-#: largest error measured over random pairs at every scale is ~0.09 m (distances under 10 m,
-#: where ``1 - cos`` loses its digits); Lucene documents at most 0.4 m.
+#: Bound on |SloppyMath.haversinMeters - exact haversine|: absolute metres plus a relative
+#: part. The largest error measured over random pairs at every scale is ~0.09 m (distances
+#: under 10 m, where ``1 - cos`` loses its digits); Lucene documents at most 0.4 m. Decisions
+#: closer than this to the merge distance are taken with the emulated sloppy haversine.
 _SLOPPY_ERROR_M = 0.5
 _SLOPPY_ERROR_REL = 1e-7
-#: Candidate lists keep buckets up to this fraction of the radius beyond the merge distance,
-#: so the head's centroid may drift about that far before its list must be gathered again.
-_LIST_SLACK = 0.25
-#: Buckets whose 3x3 grid neighbourhood holds at most this many buckets get their candidate
-#: list computed in one vectorised pass; denser heads gather theirs when they come up.
-_SPARSE_NEIGHBOURHOOD = 48
-#: Geohash cells walked around a moving centroid are about this fraction of the radius wide,
-#: and the set of open cells is widened each time the centroid moves this fraction of it.
-_WALK_CELL = 0.5
-_WALK_MARGIN = 0.25
-#: A walk that would open more cells than this (poles, huge radii) uses vectorised gathers.
-_WALK_MAX_CELLS = 400
+#: Precomputed candidate lists reach this fraction of the radius beyond the merge distance; a
+#: list stays complete while the moving centroid is within about that distance of its owner.
+_LIST_SLACK = 1.0
+#: Buckets with at most this many buckets in their 3x3 block of list cells get a precomputed
+#: list; denser ones walk the cells around their centroid.
+_SPARSE_BLOCK = 48
 #: Below this many buckets the quadratic merge pass is the fastest.
 _NAIVE_BUCKETS = 48
-#: Latitudes up to which a grid cell is as wide as the longest merge distance needs.
+#: Latitudes up to which list cells are wide enough for a 3x3 block; beyond, the walk.
 _GRID_LATITUDES = (0.0, 15.0, 30.0, 45.0, 55.0, 65.0, 72.0)
 
 
@@ -495,12 +490,13 @@ def _lon_reach_deg(lat_deg: float, radius_m: float, beyond_m: float) -> float:
     ratio = math.sin(angle / 2) ** 2 / denominator
     if ratio >= 1:
         return 180.0
-    return math.degrees(2 * math.asin(math.sqrt(ratio))) * (1 + 1e-9) + 1e-12
+    return min(180.0, math.degrees(2 * math.asin(math.sqrt(ratio))) * (1 + 1e-9) + 1e-12)
 
 
 def _lon_reach_deg_np(
     lat_deg: NDArray[np.float64], radius_m: float, beyond_m: NDArray[np.float64]
 ) -> NDArray[np.float64]:
+    """:func:`_lon_reach_deg` for arrays."""
     dlat = (radius_m + beyond_m) / EARTH_MEAN_RADIUS
     lat = np.abs(lat_deg) * _DEG
     cos_high = np.cos(np.maximum(0.0, lat - dlat / 2))
@@ -511,145 +507,8 @@ def _lon_reach_deg_np(
         ratio = np.sin(np.minimum(angle, math.pi) / 2) ** 2 / denominator
         reach = np.degrees(2 * np.arcsin(np.sqrt(np.minimum(ratio, 1.0)))) * (1 + 1e-9) + 1e-12
     unbounded = (angle >= math.pi) | (denominator <= 0) | ~(ratio < 1)
-    return np.where(unbounded, 180.0, reach)
-
-
-def _haversine_np(
-    lat1: Any, lon1: Any, lat2: NDArray[np.float64], lon2: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Accurate great-circle distance in metres (no ``1 - cos`` cancellation)."""
-    p1 = np.multiply(lat1, _DEG)
-    p2 = lat2 * _DEG
-    a = (
-        np.sin((p2 - p1) * 0.5) ** 2
-        + np.cos(p1) * np.cos(p2) * np.sin((lon2 - lon1) * (_DEG * 0.5)) ** 2
-    )
-    result: NDArray[np.float64] = (2 * EARTH_MEAN_RADIUS) * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    result: NDArray[np.float64] = np.where(unbounded, 180.0, reach)
     return result
-
-
-def _merge_distance_np(
-    lat1: Any, lat2: NDArray[np.float64], radius_m: float
-) -> NDArray[np.float64]:
-    """The plugin's merge distance ``radius * cos(toRadians((lat1 + lat2) / 2))``."""
-    result: NDArray[np.float64] = radius_m * np.cos(((lat1 + lat2) / 2) * _DEG)
-    return result
-
-
-class _Grid:
-    """Buckets by latitude/longitude cell; a cell is as large as the longest merge reach."""
-
-    def __init__(
-        self,
-        lat: NDArray[np.float64],
-        lon: NDArray[np.float64],
-        reach_m: float,
-        radius_m: float,
-        beyond_at: Any,
-    ) -> None:
-        self.lat_step = _lat_reach_deg(reach_m)
-        self.n_lat = max(1, math.ceil(180.0 / self.lat_step))
-        widest = max(_lon_reach_deg(phi, radius_m, beyond_at(phi)) for phi in _GRID_LATITUDES)
-        self.n_lon = 1 if widest >= 180.0 else max(1, math.floor(360.0 / widest))
-        self.lon_step = 360.0 / self.n_lon
-        rows = np.clip(np.floor((lat + 90.0) / self.lat_step), 0, self.n_lat - 1).astype(np.int64)
-        cols = np.floor((lon + 180.0) / self.lon_step).astype(np.int64) % self.n_lon
-        cell_of = rows * self.n_lon + cols
-        # stable: members of a cell stay in ascending bucket position
-        self.members = np.argsort(cell_of, kind="stable")
-        sorted_cells = cell_of[self.members]
-        first = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
-        self.keys = sorted_cells[first]
-        #: member range of cell ``k`` is ``start[k]:start[k + 1]``
-        self.start = np.r_[first, sorted_cells.size]
-        self.cell_of_bucket = np.empty(lat.size, dtype=np.int64)
-        self.cell_of_bucket[self.members] = np.repeat(
-            np.arange(self.keys.size), np.diff(self.start)
-        )
-
-    def row_col(self, lat: float, lon: float) -> tuple[float, float]:
-        return (lat + 90.0) / self.lat_step, (lon + 180.0) / self.lon_step
-
-    def key_ranges(
-        self, lat: float, lon: float, lat_reach: float, lon_reach: float
-    ) -> list[tuple[int, int]]:
-        """Key intervals ``[lo, hi)`` covering every cell within the reaches of a point."""
-        row_lo = max(0, math.floor((lat - lat_reach + 90.0) / self.lat_step))
-        row_hi = min(self.n_lat - 1, math.floor((lat + lat_reach + 90.0) / self.lat_step))
-        n_lon = self.n_lon
-        col_lo = math.floor((lon - lon_reach + 180.0) / self.lon_step)
-        col_hi = math.floor((lon + lon_reach + 180.0) / self.lon_step)
-        if lon_reach >= 180.0 or col_hi - col_lo + 1 >= n_lon:
-            return [(row * n_lon, (row + 1) * n_lon) for row in range(row_lo, row_hi + 1)]
-        spans = []
-        col_lo %= n_lon
-        col_hi %= n_lon
-        if col_lo <= col_hi:
-            spans.append((col_lo, col_hi + 1))
-        else:
-            spans.extend(((col_lo, n_lon), (0, col_hi + 1)))
-        return [
-            (row * n_lon + a, row * n_lon + b)
-            for row in range(row_lo, row_hi + 1)
-            for a, b in spans
-        ]
-
-    def neighbourhood(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
-        """For every occupied cell, the member ranges of the three rows of its 3x3 block.
-
-        Returns ``lo`` and ``hi`` of shape ``(cells, 3)`` (indices into :attr:`members`) and a
-        mask of cells whose block wraps across the antimeridian (left to the general path).
-        """
-        keys = self.keys
-        n_lon = self.n_lon
-        cols = keys % n_lon
-        rows = keys // n_lon
-        n_cells = keys.size
-        lo = np.empty((n_cells, 3), dtype=np.int64)
-        hi = np.empty((n_cells, 3), dtype=np.int64)
-        if n_lon >= 3:
-            first_col = np.maximum(cols - 1, 0)
-            last_col = np.minimum(cols + 1, n_lon - 1)
-            wraps = (cols == 0) | (cols == n_lon - 1)
-        else:
-            first_col = np.zeros_like(cols)
-            last_col = np.full_like(cols, n_lon - 1)
-            wraps = np.zeros(n_cells, dtype=bool)
-        for k, d_row in enumerate((-1, 0, 1)):
-            row = rows + d_row
-            valid = (row >= 0) & (row < self.n_lat)
-            a = np.searchsorted(keys, row * n_lon + first_col)
-            b = np.searchsorted(keys, row * n_lon + last_col, side="right")
-            b = np.where(valid, b, a)
-            lo[:, k] = self.start[a]
-            hi[:, k] = self.start[b]
-        return lo, hi, wraps
-
-
-class _TooManyCells(Exception):
-    """A cell walk would open too many cells; the caller falls back to vectorised gathers."""
-
-
-def _walk_cell_bits(level: int, radius_m: float) -> int:
-    """Prefix length (bits) whose cells are about ``_WALK_CELL * radius`` wide in longitude."""
-    target = math.degrees(_WALK_CELL * radius_m / EARTH_MEAN_RADIUS)
-    bits = 5 * level
-    while bits > 2 and 360.0 / (1 << ((bits + 1) // 2)) < target:
-        bits -= 1
-    return bits
-
-
-def _ragged_expand(
-    owner: NDArray[np.int64], lo: NDArray[np.int64], hi: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Pairs ``(owner[k], t)`` for ``t`` in ``range(lo[k], hi[k])``, grouped by ``k``."""
-    lengths = hi - lo
-    total = int(lengths.sum())
-    if total == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    owners = np.repeat(owner, lengths)
-    offsets = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
-    return owners, np.arange(total, dtype=np.int64) + offsets
 
 
 def _compact_bits(values: NDArray[np.uint64]) -> NDArray[np.uint64]:
@@ -666,12 +525,22 @@ def _compact_bits(values: NDArray[np.uint64]) -> NDArray[np.uint64]:
     return compact
 
 
-class _PrefixCells:
-    """Geohash cells of ``bits`` leading key bits: each is a contiguous range of scan positions.
+def _cell_bits(level: int, lat_reach_deg: float, lon_reach_deg: float) -> int:
+    """Longest key prefix (bits) whose cells are at least the given reaches tall and wide."""
+    bits = 5 * level
+    while bits > 0 and (
+        180.0 / (1 << (bits // 2)) < lat_reach_deg or 360.0 / (1 << ((bits + 1) // 2)) < lon_reach_deg
+    ):
+        bits -= 1
+    return bits
 
-    The scan visits a cell's buckets in one run, so walking the cells near a centroid in order
-    of their first position walks the candidates in scan order. Cells are indexed by
-    ``y * n_x + x`` (latitude row, longitude column), sorted, for row-interval lookups.
+
+class _PrefixCells:
+    """Geohash cells of the first ``bits`` key bits.
+
+    Every cell holds a contiguous range of scan positions, so walking the cells near a point
+    in order of their first position walks the buckets there in scan order. Cells are kept
+    sorted by ``y * n_x + x`` (latitude row, longitude column) for row-range lookups.
     """
 
     def __init__(self, keys: NDArray[np.int64], level: int, bits: int) -> None:
@@ -682,15 +551,56 @@ class _PrefixCells:
         self.lon_width = 360.0 / self.n_x
         self.lat_height = 180.0 / self.n_y
         interleaved = (keys.view(np.uint64) >> np.uint64(4)) << np.uint64(64 - 5 * level)
-        x = _compact_bits(interleaved >> np.uint64(1)) >> np.uint64(32 - self.lon_bits)
-        y = _compact_bits(interleaved) >> np.uint64(32 - self.lat_bits)
-        cell = (y * np.uint64(self.n_x) + x).astype(np.int64)
+        x = (_compact_bits(interleaved >> np.uint64(1)) >> np.uint64(32 - self.lon_bits)).astype(
+            np.int64
+        )
+        y = (_compact_bits(interleaved) >> np.uint64(32 - self.lat_bits)).astype(np.int64)
+        self.x, self.y = x, y
+        cell = y * self.n_x + x
         first = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
-        end = np.r_[first[1:], cell.size]
+        last = np.r_[first[1:], cell.size]
         order = np.argsort(cell[first])
-        self.keys: list[int] = cell[first][order].tolist()
-        self.start: list[int] = first[order].tolist()
-        self.end: list[int] = end[order].tolist()
+        self.keys = cell[first][order]
+        self.start = first[order]
+        self.end = last[order]
+        rank = np.empty(first.size, dtype=np.int64)
+        rank[order] = np.arange(first.size)
+        self.cell_of_bucket = np.repeat(rank, last - first)
+
+    def block_ranges(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+        """For every cell, the cells of its 3x3 block, one row at a time.
+
+        Returns ``lo`` and ``hi`` of shape ``(cells, 3)``: the block's cells in row
+        ``y - 1 + k`` are ``lo[:, k]:hi[:, k]`` in sorted order. The mask marks cells whose
+        block would wrap across the antimeridian (their buckets take the general path).
+        """
+        keys = self.keys
+        n_x = self.n_x
+        x = keys % n_x
+        y = keys // n_x
+        lo = np.empty((keys.size, 3), dtype=np.int64)
+        hi = np.empty((keys.size, 3), dtype=np.int64)
+        for k, d_row in enumerate((-1, 0, 1)):
+            row = y + d_row
+            a = np.searchsorted(keys, row * n_x + x - 1)
+            b = np.searchsorted(keys, row * n_x + x + 1, side="right")
+            valid = (row >= 0) & (row < self.n_y)
+            lo[:, k] = a
+            hi[:, k] = np.where(valid, b, a)
+        return lo, hi, (x == 0) | (x == n_x - 1)
+
+
+def _ragged_expand(
+    owner: NDArray[np.int64], lo: NDArray[np.int64], hi: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Pairs ``(owner[k], t)`` for ``t`` in ``range(lo[k], hi[k])``, grouped by ``k``."""
+    lengths = np.maximum(hi - lo, 0)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    owners = np.repeat(owner, lengths)
+    offsets = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
+    return owners, np.arange(total, dtype=np.int64) + offsets
 
 
 def _merge_naive(
@@ -730,183 +640,208 @@ def _merge_buckets(
     radius_m: float,
     level: int,
 ) -> NDArray[np.int64]:
-    """The plugin's merge pass over buckets in scan order: the head position of each bucket."""
+    """The plugin's merge pass over buckets in scan order: the head position of each bucket.
+
+    Three tiers, all exact. (1) Buckets with no later bucket within merge distance of them
+    are singleton heads if nobody absorbs them: skipped, vectorised. (2) Sparse buckets get a
+    precomputed list of the later buckets within the merge distance plus a slack; a head scans
+    the union of its list and those of the buckets it absorbs, which stays complete while the
+    centroid is within the slack of one of them. (3) Otherwise the head walks the geohash
+    cells around its centroid, opening cells as the centroid moves to another cell.
+    """
     m = lat.size
     if level > 12 or m <= _NAIVE_BUCKETS:
         return _merge_naive(lat, lon, count, radius_m)
-    head_of = np.arange(m, dtype=np.int64)
     r = radius_m
+    earth = EARTH_MEAN_RADIUS
     band = _SLOPPY_ERROR_M + _SLOPPY_ERROR_REL * 2 * r
-    # a centroid drift d moves distances by d and merge distances by r * d / (2 R)
-    drift_factor = 1 + r / (2 * EARTH_MEAN_RADIUS) + 1e-12
+    # a centroid drift d changes distances by d and merge distances by r * d / (2 R)
+    drift_factor = 1 + r / (2 * earth) + 1e-12
     slack_scale = _LIST_SLACK * r
-
-    def list_slack(lat_deg: float) -> float:
-        return slack_scale * math.cos(lat_deg * _DEG) + 2 * band
-
-    grid = _Grid(
-        lat,
-        lon,
-        reach_m=r + slack_scale + 3 * band,
-        radius_m=r,
-        beyond_at=lambda phi: list_slack(phi) + band,
-    )
-    members = grid.members
-
-    # ---- vectorised: which buckets cannot absorb anything, which get a precomputed list ----
-    # The list of bucket i: every j > i whose distance is within the merge distance plus
-    # list_slack(lat_i); it stays complete while the centroid is within allowance of i.
-    cell = grid.cell_of_bucket
-    lo3, hi3, wraps = grid.neighbourhood()
-    slack_limit = slack_scale * np.cos(lat * _DEG) + 2 * band
-    allowance_np = (slack_limit - band) / drift_factor
-    general = (_lon_reach_deg_np(lat, r, slack_limit + band) > grid.lon_step) | wraps[cell]
-    cell_last = members[grid.start[1:] - 1]  # largest position in each cell
-    cell_of_member = cell[members]
-    block_last = np.full(grid.keys.size, -1, dtype=np.int64)
-    for k in range(3):
-        # the cells of one row of the block are contiguous in key order (at most 3 of them)
-        has = hi3[:, k] > lo3[:, k]
-        first_cell = cell_of_member[np.minimum(lo3[:, k], m - 1)]
-        last_cell = cell_of_member[np.maximum(hi3[:, k] - 1, 0)]
-        for step in range(3):
-            c = np.minimum(first_cell + step, last_cell)
-            block_last = np.where(has, np.maximum(block_last, cell_last[c]), block_last)
-    positions = np.arange(m, dtype=np.int64)
-    alone = (block_last[cell] == positions) & ~general
-    block_size = (hi3 - lo3).sum(axis=1)
-    listed = ~alone & ~general & (block_size[cell] <= _SPARSE_NEIGHBOURHOOD)
-
-    # list_start: -1 = no list, otherwise pair_j[list_start:list_end] (alone: empty)
-    list_start = np.where(alone, 0, -1)
-    list_end = np.zeros(m, dtype=np.int64)
-    pair_j: list[int] = []
-    owners = np.flatnonzero(listed)
-    if owners.size:
-        owner_cell = cell[owners]
-        own, member_idx = _ragged_expand(
-            np.repeat(owners, 3), lo3[owner_cell].ravel(), hi3[owner_cell].ravel()
-        )
-        other = members[member_idx]
-        keep = other > own
-        own = own[keep]
-        other = other[keep]
-        slack = _haversine_np(lat[own], lon[own], lat[other], lon[other]) - _merge_distance_np(
-            lat[own], lat[other], r
-        )
-        keep = slack <= slack_limit[own]
-        pair_j = other[keep].tolist()
-        per_owner = np.bincount(np.searchsorted(owners, own[keep]), minlength=owners.size)
-        ends = np.cumsum(per_owner)
-        list_start[owners] = ends - per_owner
-        list_end[owners] = ends
-
-    # ---- geohash prefix cells for walking the neighbourhood of a moving centroid -----------
-    cells = _PrefixCells(keys, level, _walk_cell_bits(level, r))
-    cell_keys, cell_start, cell_end = cells.keys, cells.start, cells.end
-    n_cells = len(cell_keys)
-    n_x, n_y = cells.n_x, cells.n_y
-    lon_width, lat_height = cells.lon_width, cells.lat_height
-    walk_margin_scale = _WALK_MARGIN * r
-
-    # ---- the sequential scan, over the buckets that may absorb something -------------------
-    visited = bytearray(m)
-    visited_np = np.frombuffer(visited, dtype=np.bool_)
-    find_unvisited = visited.find
-    lat_l = lat.tolist()
-    lon_l = lon.tolist()
-    count_l = count.tolist()
     cos_lat = np.cos(lat * _DEG)
-    px_l = (cos_lat * np.cos(lon * _DEG)).tolist()
-    py_l = (cos_lat * np.sin(lon * _DEG)).tolist()
-    pz_l = np.sin(lat * _DEG).tolist()
-    start_l = list_start.tolist()
-    end_l = list_end.tolist()
-    allowance_l = allowance_np.tolist()
+    px = cos_lat * np.cos(lon * _DEG)
+    py = cos_lat * np.sin(lon * _DEG)
+    pz = np.sin(lat * _DEG)
+
+    # ---- tiers 1 and 2, vectorised: who cannot absorb anything, who gets a list ------------
+    list_slack = slack_scale * cos_lat + 2 * band
+    allowance = (list_slack - band) / drift_factor
+    coarse = _PrefixCells(
+        keys,
+        level,
+        _cell_bits(
+            level,
+            _lat_reach_deg(r + slack_scale + 3 * band),
+            max(
+                _lon_reach_deg(phi, r, slack_scale * math.cos(phi * _DEG) + 3 * band)
+                for phi in _GRID_LATITUDES
+            ),
+        ),
+    )
+    cell = coarse.cell_of_bucket
+    block_lo, block_hi, block_wraps = coarse.block_ranges()
+    cell_sizes = np.r_[0, np.cumsum(coarse.end - coarse.start)]
+    block_size = (cell_sizes[block_hi] - cell_sizes[block_lo]).sum(axis=1)
+    general = block_wraps[cell] | (
+        _lon_reach_deg_np(lat, r, list_slack + band) > coarse.lon_width
+    )
+    if coarse.n_x < 3:
+        general[:] = True
+    sparse = ~general & (block_size[cell] <= _SPARSE_BLOCK)
+    owners = np.flatnonzero(sparse)
+    # (owner, block cell) pairs, then (owner, bucket) pairs; both grouped by owner
+    owner_cells = cell[owners]
+    own, block_cell = _ragged_expand(
+        np.repeat(owners, 3), block_lo[owner_cells].ravel(), block_hi[owner_cells].ravel()
+    )
+    own, other = _ragged_expand(own, coarse.start[block_cell], coarse.end[block_cell])
+    later = other > own
+    own = own[later]
+    other = other[later]
+    chord2 = (px[own] - px[other]) ** 2 + (py[own] - py[other]) ** 2 + (pz[own] - pz[other]) ** 2
+    # chord <= arc / R: keep every pair whose arc can be within the bound (a few more is fine)
+    lat_rad = np.abs(lat) * _DEG
+    merge_bound = r * np.cos(np.maximum(0.0, lat_rad - (r + list_slack) / (2 * earth)))
+    near = chord2[: own.size] <= ((merge_bound[own] + band) / earth) ** 2
+    has_near = np.zeros(m, dtype=bool)
+    has_near[own[near]] = True
+    alone = sparse & ~has_near
+    in_list = chord2 <= ((merge_bound[own] + list_slack[own]) / earth) ** 2
+    own = own[in_list]
+    pair_j: list[int] = other[in_list].tolist()
+    per_owner = np.bincount(own, minlength=m)
+    list_end = np.cumsum(per_owner)
+    # list_start -1: no list (walk); alone buckets have an empty list
+    list_start = np.where(sparse, list_end - per_owner, -1)
+
+    # ---- tier 3: finer cells walked around a moving centroid --------------------------------
+    lat_reach = _lat_reach_deg(r + band)
+    fine = _PrefixCells(
+        keys,
+        level,
+        _cell_bits(
+            level, lat_reach, max(_lon_reach_deg(phi, r, band) for phi in _GRID_LATITUDES)
+        ),
+    )
+    n_x, n_y = fine.n_x, fine.n_y
+    lon_width, lat_height = fine.lon_width, fine.lat_height
+    rows_reach = math.ceil(lat_reach / lat_height)
+    fine_keys: list[int] = fine.keys.tolist()
+    fine_start: list[int] = fine.start.tolist()
+    fine_end: list[int] = fine.end.tolist()
+    n_fine = len(fine_keys)
+    cell_x: list[int] = fine.x.tolist()
+    cell_y: list[int] = fine.y.tolist()
+    row_reach: dict[int, tuple[int, float]] = {}
+
+    def columns_reach(y: int) -> tuple[int, float]:
+        """Columns each side, and longitude reach in degrees, for a centroid in row ``y``."""
+        found = row_reach.get(y)
+        if found is None:
+            edge = max(abs(y * lat_height - 90.0), abs((y + 1) * lat_height - 90.0))
+            reach = _lon_reach_deg(min(edge, 90.0), r, band)
+            found = (n_x if reach >= 180.0 else math.ceil(reach / lon_width), reach)
+            row_reach[y] = found
+        return found
+
+    # ---- the sequential scan ----------------------------------------------------------------
+    visited = bytearray(m)
+    find_unvisited = visited.find
+    lat_l: list[float] = lat.tolist()
+    lon_l: list[float] = lon.tolist()
+    count_l: list[int] = count.tolist()
+    px_l: list[float] = px.tolist()
+    py_l: list[float] = py.tolist()
+    pz_l: list[float] = pz.tolist()
+    start_l: list[int] = list_start.tolist()
+    end_l: list[int] = list_end.tolist()
+    allowance_l: list[float] = allowance.tolist()
     absorbed: list[int] = []
     absorbed_by: list[int] = []
     sin, cos, sqrt = math.sin, math.cos, math.sqrt
     deg, half_deg = _DEG, _DEG * 0.5
-    inv_earth = 1 / EARTH_MEAN_RADIUS
-    earth = EARTH_MEAN_RADIUS * (1 + 1e-12)
+    inv_earth = 1 / earth
+    earth_up = earth * (1 + 1e-12)
     band_rad = band * inv_earth
     heappush, heappop, heapify = heapq.heappush, heapq.heappop, heapq.heapify
     bisect_left = bisect.bisect_left
 
     def walk(h: int, c_lat: float, c_lon: float, weight: int, after: int) -> None:
-        """Finish head ``h``'s scan after position ``after`` over the prefix cells near the
-        centroid, opening more cells as the centroid moves."""
+        """Finish head ``h``'s scan after position ``after`` over the cells near the centroid."""
         cos_c = cos(c_lat * deg)
         cx = cos_c * cos(c_lon * deg)
         cy = cos_c * sin(c_lon * deg)
         cz = sin(c_lat * deg)
-        opened: dict[int, tuple[int, int]] = {}  # row -> opened column span (unwrapped)
-        queue: list[tuple[int, int, int, int]] = []
+        opened: dict[int, tuple[int, int]] = {}  # row -> opened columns, unwrapped
+        queue: list[tuple[int, int, int]] = []  # (first position, end, cell key)
 
-        def open_span(y: int, x_a: int, x_b: int, after: int) -> None:
-            row = y * n_x
-            lo = x_a % n_x
-            width = x_b - x_a
-            segments = (
-                [(lo, lo + width)] if lo + width < n_x else [(lo, n_x - 1), (0, lo + width - n_x)]
-            )
-            for a, b in segments:
-                i = bisect_left(cell_keys, row + a)
-                stop = row + b
-                while i < n_cells and cell_keys[i] <= stop:
-                    end = cell_end[i]
-                    if end - 1 > after:
-                        heappush(queue, (cell_start[i], end, cell_keys[i] - row, y))
-                    i += 1
-
-        def open_cells(b_lat: float, b_lon: float, after: int) -> tuple[int, int, int, int, float]:
-            margin = walk_margin_scale * cos(b_lat * deg) + band
-            beyond = band + margin * drift_factor
-            lat_reach = _lat_reach_deg(r + beyond)
-            lon_reach = _lon_reach_deg(b_lat, r, beyond)
-            y_lo = max(0, int((b_lat - lat_reach + 90.0) // lat_height))
-            y_hi = min(n_y - 1, int((b_lat + lat_reach + 90.0) // lat_height))
-            x_lo = int((b_lon - lon_reach + 180.0) // lon_width)
-            x_hi = int((b_lon + lon_reach + 180.0) // lon_width)
-            if lon_reach >= 180.0 or x_hi - x_lo + 1 >= n_x:
-                x_lo, x_hi = 0, n_x - 1
-            if (x_hi - x_lo + 1) * (y_hi - y_lo + 1) > _WALK_MAX_CELLS:
-                raise _TooManyCells
-            for y in range(y_lo, y_hi + 1):
+        def open_block(x_c: int, y_c: int, after: int) -> tuple[int, int, int, float]:
+            d_col, lon_reach = columns_reach(y_c)
+            if 2 * d_col + 1 >= n_x:
+                x_lo, x_hi = x_c - n_x, x_c + n_x
+            else:
+                x_lo, x_hi = x_c - d_col, x_c + d_col
+            for y in range(max(0, y_c - rows_reach), min(n_y - 1, y_c + rows_reach) + 1):
                 span = opened.get(y)
                 if span is None or x_lo > span[1] + 1 or x_hi < span[0] - 1:
-                    open_span(y, x_lo, x_hi, after)
+                    todo = [(x_lo, x_hi)]
                     opened[y] = (x_lo, x_hi)
-                    continue
-                if x_lo < span[0]:
-                    open_span(y, x_lo, span[0] - 1, after)
-                if x_hi > span[1]:
-                    open_span(y, span[1] + 1, x_hi, after)
-                opened[y] = (min(x_lo, span[0]), max(x_hi, span[1]))
-            return x_lo % n_x, x_hi - x_lo, y_lo, y_hi, margin
+                else:
+                    todo = []
+                    if x_lo < span[0]:
+                        todo.append((x_lo, span[0] - 1))
+                    if x_hi > span[1]:
+                        todo.append((span[1] + 1, x_hi))
+                    opened[y] = (min(x_lo, span[0]), max(x_hi, span[1]))
+                row = y * n_x
+                for a, b in todo:
+                    segments = _wrap_segments(a, b, n_x) if b - a + 1 < n_x else ((0, n_x - 1),)
+                    for s0, s1 in segments:
+                        i = bisect_left(fine_keys, row + s0)
+                        stop = row + s1
+                        while i < n_fine and fine_keys[i] <= stop:
+                            end = fine_end[i]
+                            if end - 1 > after:
+                                heappush(queue, (fine_start[i], end, fine_keys[i]))
+                            i += 1
+            return x_lo, x_hi, y_c, lon_reach
 
-        b_x, b_y, b_z = cx, cy, cz
-        x_lo, x_span, y_lo, y_hi, margin = open_cells(c_lat, c_lon, after)
+        x_c = cell_x[h]
+        y_c = cell_y[h]
+        x_lo, x_hi, y_box, lon_reach = open_block(x_c, y_c, after)
         while queue:
-            start, end, x, y = heappop(queue)
-            if not (y_lo <= y <= y_hi and (x - x_lo) % n_x <= x_span):
-                continue  # the centroid moved away: nothing in there is within reach
+            start, end, key = heappop(queue)
+            y = key // n_x
+            x = key - y * n_x
+            if abs(y - y_box) > rows_reach or (
+                x_hi - x_lo + 1 < n_x and (x - x_lo) % n_x > x_hi - x_lo
+            ):
+                continue  # the centroid moved away: nothing in that cell is within reach
             p = start if start > after else after + 1
             while True:
                 p = find_unvisited(0, p, end)
                 if p < 0:
                     break
+                p_lat = lat_l[p]
+                d_lat = p_lat - c_lat
+                if d_lat > lat_reach or d_lat < -lat_reach:
+                    p += 1
+                    continue
+                d_lon = lon_l[p] - c_lon
+                if (d_lon > lon_reach or d_lon < -lon_reach) and -180.0 < d_lon < 180.0:
+                    p += 1
+                    continue
                 dx = px_l[p] - cx
                 dy = py_l[p] - cy
                 dz = pz_l[p] - cz
                 chord2 = dx * dx + dy * dy + dz * dz
-                p_lat = lat_l[p]
                 t = r * cos((c_lat + p_lat) * half_deg) * inv_earth
                 outer = t + band_rad
                 if chord2 > outer * outer:
                     p += 1
                     continue
                 inner = t - band_rad
+                # chord = 2 sin(arc / 2) >= arc (1 - arc**2 / 24): a chord this short is in
                 if inner <= 0 or t > 2.5 or chord2 > inner * inner * (1 - t * t / 12):
                     merge_distance = r * cos(((c_lat + p_lat) / 2) * deg)
                     if _sloppy_arc_distance(c_lat, c_lon, p_lat, lon_l[p]) > merge_distance:
@@ -924,69 +859,18 @@ def _merge_buckets(
                 cx = cos_c * cos(c_lon * deg)
                 cy = cos_c * sin(c_lon * deg)
                 cz = sin(c_lat * deg)
-                dx = cx - b_x
-                dy = cy - b_y
-                dz = cz - b_z
-                chord2 = dx * dx + dy * dy + dz * dz
-                if earth * sqrt(chord2) * (1 + 0.25 * chord2) > margin:
-                    b_x, b_y, b_z = cx, cy, cz
-                    x_lo, x_span, y_lo, y_hi, margin = open_cells(c_lat, c_lon, p)
-                    if not (y_lo <= y <= y_hi and (x - x_lo) % n_x <= x_span):
+                new_x = int((c_lon + 180.0) // lon_width) % n_x
+                new_y = min(n_y - 1, int((c_lat + 90.0) // lat_height))
+                if new_x != x_c or new_y != y_c:
+                    x_c, y_c = new_x, new_y
+                    x_lo, x_hi, y_box, lon_reach = open_block(x_c, y_c, p)
+                    if abs(y - y_box) > rows_reach or (
+                        x_hi - x_lo + 1 < n_x and (x - x_lo) % n_x > x_hi - x_lo
+                    ):
                         break
                 p += 1
             if end - 1 > after:
                 after = end - 1
-
-    def scan_gathered(h: int, c_lat: float, c_lon: float, weight: int, after: int) -> None:
-        """Finish head ``h``'s scan with vectorised gathers (any latitude, any radius)."""
-        while True:
-            limit = list_slack(c_lat)
-            beyond = limit + band
-            spans = grid.key_ranges(
-                c_lat, c_lon, _lat_reach_deg(r + beyond), _lon_reach_deg(c_lat, r, beyond)
-            )
-            bounds = np.searchsorted(grid.keys, np.array(spans, dtype=np.int64).ravel())
-            found = np.concatenate(
-                [members[grid.start[a] : grid.start[b]] for a, b in zip(bounds[0::2], bounds[1::2])]
-                + [np.empty(0, np.int64)]
-            )
-            found = found[(found > after) & ~visited_np[found]]
-            slack = _haversine_np(c_lat, c_lon, lat[found], lon[found]) - _merge_distance_np(
-                c_lat, lat[found], r
-            )
-            candidates = np.sort(found[slack <= limit]).tolist()
-            allowance = (limit - band) / drift_factor
-            ref_lat, ref_lon = c_lat, c_lon
-            moved = False
-            for j in candidates:
-                if visited[j]:
-                    continue
-                j_lat, j_lon = lat_l[j], lon_l[j]
-                merge_distance = r * cos(((c_lat + j_lat) / 2) * deg)
-                if _sloppy_arc_distance(c_lat, c_lon, j_lat, j_lon) > merge_distance:
-                    continue
-                visited[j] = 1
-                absorbed.append(j)
-                absorbed_by.append(h)
-                w = count_l[j]
-                total = weight + w
-                c_lat = (c_lat * weight + j_lat * w) / total
-                c_lon = (c_lon * weight + j_lon * w) / total
-                weight = total
-                drift = _haversine_np(ref_lat, ref_lon, np.array([c_lat]), np.array([c_lon]))[0]
-                if drift > allowance:
-                    after = j
-                    moved = True
-                    break
-            if not moved:
-                return
-
-    def finish(h: int, c_lat: float, c_lon: float, weight: int, after: int) -> None:
-        try:
-            walk(h, c_lat, c_lon, weight, after)
-        except _TooManyCells:
-            # raised before the walk changes anything, so the scan restarts cleanly
-            scan_gathered(h, c_lat, c_lon, weight, after)
 
     for h in np.flatnonzero(~alone).tolist():
         if visited[h]:
@@ -994,15 +878,11 @@ def _merge_buckets(
         visited[h] = 1
         a = start_l[h]
         if a < 0:
-            finish(h, lat_l[h], lon_l[h], count_l[h], h)
+            walk(h, lat_l[h], lon_l[h], count_l[h], h)
             continue
-        b = end_l[h]
-        if a == b:
-            continue
-        # Candidates: the union of the lists of the head and of every merged bucket, in scan
-        # order. It is complete while the centroid is within the allowance of one of them
-        # (the anchor); when none is close enough, walk the cells around the centroid.
-        pool = pair_j[a:b]
+        # The union of the lists of the head and of every bucket it absorbs, in scan order:
+        # complete while the centroid is within the allowance of one of them (the anchor).
+        pool = pair_j[a : end_l[h]]
         heapify(pool)
         c_lat = lat_l[h]
         c_lon = lon_l[h]
@@ -1028,7 +908,6 @@ def _merge_buckets(
             if chord2 > outer * outer:
                 continue
             inner = t - band_rad
-            # chord = 2 sin(arc / 2) >= arc (1 - arc**2 / 24): a chord this short is in
             if inner <= 0 or t > 2.5 or chord2 > inner * inner * (1 - t * t / 12):
                 merge_distance = r * cos(((c_lat + j_lat) / 2) * deg)
                 if _sloppy_arc_distance(c_lat, c_lon, j_lat, lon_l[j]) > merge_distance:
@@ -1050,35 +929,45 @@ def _merge_buckets(
                 for q in pair_j[a : end_l[j]]:
                     heappush(pool, q)
                 listed_members.append(j)
-                # distance bound: arc <= chord (1 + chord**2 / 4)
+                # distance bound from the chord: arc <= chord (1 + chord**2 / 4)
                 dx = cx - px_l[j]
                 dy = cy - py_l[j]
                 dz = cz - pz_l[j]
                 chord2 = dx * dx + dy * dy + dz * dz
-                if earth * sqrt(chord2) * (1 + 0.25 * chord2) <= allowance_l[j]:
+                if earth_up * sqrt(chord2) * (1 + 0.25 * chord2) <= allowance_l[j]:
                     ax, ay, az, anchor_allowance = px_l[j], py_l[j], pz_l[j], allowance_l[j]
                     continue
             dx = cx - ax
             dy = cy - ay
             dz = cz - az
             chord2 = dx * dx + dy * dy + dz * dz
-            if earth * sqrt(chord2) * (1 + 0.25 * chord2) <= anchor_allowance:
+            if earth_up * sqrt(chord2) * (1 + 0.25 * chord2) <= anchor_allowance:
                 continue
             for k in listed_members:
                 dx = cx - px_l[k]
                 dy = cy - py_l[k]
                 dz = cz - pz_l[k]
                 chord2 = dx * dx + dy * dy + dz * dz
-                if earth * sqrt(chord2) * (1 + 0.25 * chord2) <= allowance_l[k]:
+                if earth_up * sqrt(chord2) * (1 + 0.25 * chord2) <= allowance_l[k]:
                     ax, ay, az, anchor_allowance = px_l[k], py_l[k], pz_l[k], allowance_l[k]
                     break
             else:
-                finish(h, c_lat, c_lon, weight, j)
+                walk(h, c_lat, c_lon, weight, j)
                 break
 
+    head_of = np.arange(m, dtype=np.int64)
     if absorbed:
         head_of[np.array(absorbed, dtype=np.int64)] = np.array(absorbed_by, dtype=np.int64)
     return head_of
+
+
+def _wrap_segments(first: int, last: int, n: int) -> tuple[tuple[int, int], ...]:
+    """Columns ``first..last`` (unwrapped, fewer than ``n``) as wrapped inclusive ranges."""
+    a = first % n
+    b = a + (last - first)
+    if b < n:
+        return ((a, b),)
+    return ((a, n - 1), (0, b - n))
 
 
 # --------------------------------------------------------------------------------------------

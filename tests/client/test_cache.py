@@ -1045,3 +1045,17 @@ def test_concurrent_writers_of_one_key_all_succeed_and_leave_a_valid_entry(
     assert hit[1]["provenance"]["round"] == WRITES_PER_PROCESS - 1
     assert not list((cache_root / "frames").glob(".tmp-*"))
     assert len(cache.info()) == 1
+
+
+def test_clear_everything_removes_interrupted_read_parts(tmp_path: Path) -> None:
+    cache.set_cache_dir(tmp_path)
+    try:
+        leftover = tmp_path / "reads" / "somekey" / "part-00000.parquet"
+        leftover.parent.mkdir(parents=True)
+        leftover.write_bytes(b"PAR1")
+        cache.clear(dataset="other")  # a filtered clear leaves them
+        assert leftover.exists()
+        cache.clear()
+        assert not (tmp_path / "reads").exists()
+    finally:
+        cache.set_cache_dir(None)

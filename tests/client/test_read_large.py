@@ -105,7 +105,19 @@ def test_the_parts_folder_is_removed_after_the_read(
 ) -> None:
     read(portal, chunk_rows=3_000)
     assert faults.count(EXPORTS) >= 4
-    assert read_folders(isolated_cache) == []
+    assert list((isolated_cache / read_module.READS_FOLDER).iterdir()) == []  # no lock file
+
+
+def test_a_folder_locked_by_another_process_is_not_taken(tmp_path: Path) -> None:
+    folder = tmp_path / "reads" / "0123456789abcdef0123456789abcdef"
+    folder.parent.mkdir()
+    with read_module._process_lock(folder) as first:
+        assert first
+        # A second open file holds a lock of its own, as another process would.
+        with read_module._process_lock(folder) as second:
+            assert not second
+    with read_module._process_lock(folder) as again:
+        assert again
 
 
 class StopRead(Exception):
