@@ -717,6 +717,19 @@ def _encode_object_column(series: pd.Series) -> tuple[str, Any]:
     return "native", values
 
 
+#: shapely's geometry type ids -> GeoParquet geometry type names.
+_GEOMETRY_TYPE_NAMES = {
+    0: "Point",
+    1: "LineString",
+    2: "LineString",  # LinearRing
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+    7: "GeometryCollection",
+}
+
+
 def _frame_to_table(frame: pd.DataFrame, meta: dict[str, Any]) -> Any:
     """Convert ``frame`` to an arrow table; fill ``meta["columns"]`` with how to restore it."""
     import numpy as np
@@ -746,14 +759,19 @@ def _frame_to_table(frame: pd.DataFrame, meta: dict[str, Any]) -> Any:
             crs = getattr(series, "crs", None)
             spec["encoding"] = "geometry"
             spec["crs"] = crs.to_json_dict() if crs is not None else None
-            data[name] = shapely.to_wkb(series.to_numpy(dtype=object))
-            present = series[series.notna()]
+            values = series.to_numpy(dtype=object)
+            data[name] = shapely.to_wkb(values)
+            present = values[~shapely.is_missing(values)]
+            # Vectorised: iterating a million geometries' type names one by one takes seconds.
+            type_ids: list[int] = (
+                np.unique(shapely.get_type_id(present)).tolist() if len(present) else []
+            )
             geo_columns[name] = {
                 "encoding": "WKB",
-                "geometry_types": sorted(set(present.geom_type.dropna())),
+                "geometry_types": sorted(_GEOMETRY_TYPE_NAMES[i] for i in type_ids),
                 "crs": spec["crs"],
             }
-            bounds = [float(v) for v in present.total_bounds] if len(present) else []
+            bounds = [float(v) for v in shapely.total_bounds(present)] if len(present) else []
             if bounds and all(math.isfinite(v) for v in bounds):
                 geo_columns[name]["bbox"] = bounds
         elif pd.api.types.is_object_dtype(dtype):
@@ -858,7 +876,8 @@ def _table_to_frame(table: Any, meta: Mapping[str, Any]) -> pd.DataFrame:
             raise CacheError(f"unknown column encoding {encoding!r}")
 
     # Series on a fresh RangeIndex: no alignment (duplicate labels) and no dtype inference.
-    result = pd.DataFrame(restored)
+    # No copy: the arrays are ours alone (copy-on-write protects them anyway).
+    result = pd.DataFrame(restored, copy=False)
     index = frame.index
     if meta.get("index_freq") and isinstance(index, pd.DatetimeIndex):
         # Parquet does not keep an index's frequency.
@@ -868,7 +887,7 @@ def _table_to_frame(table: Any, meta: Mapping[str, Any]) -> pd.DataFrame:
     if meta.get("kind") == "GeoDataFrame":
         import geopandas
 
-        result = geopandas.GeoDataFrame(result, geometry=meta.get("geometry"))
+        result = geopandas.GeoDataFrame(result, geometry=meta.get("geometry"), copy=False)
     result.attrs = _decode_tagged(meta.get("attrs") or {})
     return result
 

@@ -730,8 +730,6 @@ def _merge_buckets(
     fine_start: list[int] = fine.start.tolist()
     fine_end: list[int] = fine.end.tolist()
     n_fine = len(fine_keys)
-    cell_x: list[int] = fine.x.tolist()
-    cell_y: list[int] = fine.y.tolist()
     row_reach: dict[int, tuple[int, float]] = {}
 
     def columns_reach(y: int) -> tuple[int, float]:
@@ -806,8 +804,8 @@ def _merge_buckets(
                             i += 1
             return x_lo, x_hi, y_c, lon_reach
 
-        x_c = cell_x[h]
-        y_c = cell_y[h]
+        x_c = int((c_lon + 180.0) // lon_width) % n_x
+        y_c = min(n_y - 1, int((c_lat + 90.0) // lat_height))
         x_lo, x_hi, y_box, lon_reach = open_block(x_c, y_c, after)
         while queue:
             start, end, key = heappop(queue)
