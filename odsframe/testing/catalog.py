@@ -1783,9 +1783,7 @@ class Catalog:
         if not candidates:
             return set()
         target = quote_ident(table)
-        counts = ", ".join(
-            f"approx_count_distinct({quote_ident(f.name)})" for f in candidates
-        )
+        counts = ", ".join(f"approx_count_distinct({quote_ident(f.name)})" for f in candidates)
         rows = self.con.execute(f"SELECT count(*), {counts} FROM {target}").fetchall()[0]
         total = int(rows[0])
         twins: set[str] = set()
