@@ -1,35 +1,36 @@
 """ODS geo clustering (``group_by=geo_cluster(field, zoom[, radius])``), vectorised.
 
-This is the algorithm of ODS's Elasticsearch plugin ``geo_point_clustering``
-(opendatasoft/elasticsearch-aggregation-geoclustering at 637da3e), reproduced decision for
-decision (ods-api.md section 7.2):
+The algorithm of ODS's Elasticsearch plugin ``geo_point_clustering``
+(opendatasoft/elasticsearch-aggregation-geoclustering at 637da3e), decision for decision
+(ods-api.md section 7.2):
 
 1. ``radius_m = radius_px * EARTH_EQUATOR / (256 * 2**zoom)``; the geohash level is
    Elasticsearch's ``GeoUtils.geoHashLevelsForPrecision(radius_m)``.
 2. Every point goes to the bucket of its cell, keyed by ``Geohash.longEncode(lon, lat, level)``
-   (a signed 64-bit long); a bucket keeps its point count and mean position (centroid).
+   (a signed 64-bit long); a bucket keeps its point count and centroid (mean position).
 3. Merge pass: buckets in descending signed key order; each bucket not yet absorbed becomes a
-   head and scans the buckets after it in that order, absorbing every unabsorbed bucket whose
-   centroid is within ``radius_m * cos(radians(mean of the two latitudes))`` of the head's
-   centroid (distance: Lucene's ``SloppyMath.haversinMeters``, emulated exactly here). The head
-   centroid moves to the count-weighted mean (plain longitude average) after each absorption.
-   Output order is head order.
+   head and scans the buckets after it in that order, absorbing every one not yet absorbed
+   whose centroid is within ``radius_m * cos(radians(mean of the two latitudes))`` of the
+   head's centroid, measured with Lucene's ``SloppyMath.haversinMeters`` (emulated bit for bit
+   here). After each absorption the head's centroid moves to the count-weighted mean (plain
+   longitude average). Clusters come out in head order.
 
-Differences from the plugin, on purpose:
+Choices where the plugin leaves room:
 
-* No ``size`` cap. The plugin keeps only the 10,000 largest cell keys before merging, so beyond
-  10,000 occupied cells it silently drops points; what ODS passes for ``size`` is unknown. We
-  keep every cell, so counts always add up to the number of points.
-* Bucket centroids are ``sum / count`` rather than the plugin's running mean over documents in
-  index order; they agree to ~1e-15 relative. Points are taken as given: Elasticsearch stores
-  them quantised to ~1e-7 degree (:func:`quantize_lat_lon` reproduces that if wanted).
-* One shard; ``ratio`` (second pass) is 0, the plugin's default.
+* Points are clustered as Elasticsearch stores them, quantised by Lucene to ~1e-7 degree
+  (``quantize=True``, the default; :func:`quantize_lat_lon`). With it, the centroids of the
+  plugin README's example come out bit for bit.
+* No ``size`` cap. The plugin keeps only the 10,000 largest cell keys before merging, so past
+  10,000 occupied cells it drops points silently, and what ODS passes for ``size`` is unknown.
+  We keep every cell, so the counts always add up to the number of points.
+* Bucket centroids are ``sum / count`` instead of the plugin's running mean in index order
+  (equal to ~1e-15 relative); one shard; ``ratio`` 0 (no second pass), the plugin's default.
 
-The merge pass is exact but not quadratic: candidates come from a uniform latitude/longitude
-grid whose cells are at least the largest possible merge distance, and each scan walks its
-candidates in key order with distances measured from a reference centroid; a rigorous bound on
-how far the centroid has drifted since decides most candidates without recomputing a distance,
-and the rare ones too close to call get Lucene's own sloppy haversine.
+The merge pass is exact but not quadratic (see :func:`_merge_buckets`): buckets that cannot
+absorb anything are found vectorised, sparse ones scan precomputed candidate lists, dense ones
+walk the geohash cells around their moving centroid, and only decisions within Lucene's error
+of the merge distance evaluate the emulated sloppy haversine. Its cost is Python work per
+merged bucket: about a second per 300 000 merged buckets on the portal's machine.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def geohash_levels_for_precision(meters: float) -> int:
     part = math.ceil(EARTH_EQUATOR / width)
     if part == 1:
         return 1
-    bits = int(round(math.ceil(math.log(part) / math.log(2))))
+    bits = math.ceil(math.log(part) / math.log(2))
     full = bits // 5
     left = bits - full * 5
     even = full + (1 if left > 0 else 0)
@@ -277,7 +278,6 @@ _SIN_COS_TABS_SIZE = (1 << 11) + 1
 _SIN_COS_DELTA_HI = _TWOPI_HI / (_SIN_COS_TABS_SIZE - 1)
 _SIN_COS_DELTA_LO = _TWOPI_LO / (_SIN_COS_TABS_SIZE - 1)
 _SIN_COS_INDEXER = 1 / (_SIN_COS_DELTA_HI + _SIN_COS_DELTA_LO)
-_SIN_COS_MAX_VALUE_FOR_INT_MODULO = ((2147483647 >> 9) / _SIN_COS_INDEXER) * 0.99
 _ASIN_MAX_VALUE_FOR_TABS = math.sin(math.radians(73.0))
 _ASIN_TABS_SIZE = (1 << 13) + 1
 _ASIN_DELTA = _ASIN_MAX_VALUE_FOR_TABS / (_ASIN_TABS_SIZE - 1)
@@ -337,11 +337,13 @@ _SIN_TAB_NP, _COS_TAB_NP = np.array(_SIN_TAB), np.array(_COS_TAB)
 _ASIN_TABS_NP = tuple(np.array(t) for t in (_ASIN_TAB, _ASIN_D1, _ASIN_D2, _ASIN_D3, _ASIN_D4))
 
 
+# Angles here are latitudes and differences of coordinates, within 2 pi: Lucene's fallback to
+# Math.cos beyond ~12 000 radians, and its arcsine outside [0, 1], are never reached.
+
+
 def _sloppy_cos(a: float) -> float:
     if a < 0.0:
         a = -a
-    if a > _SIN_COS_MAX_VALUE_FOR_INT_MODULO:
-        return math.cos(a)
     index = int(a * _SIN_COS_INDEXER + 0.5)
     delta = (a - index * _SIN_COS_DELTA_HI) - index * _SIN_COS_DELTA_LO
     index &= _SIN_COS_TABS_SIZE - 2
@@ -353,9 +355,6 @@ def _sloppy_cos(a: float) -> float:
 
 
 def _sloppy_asin(a: float) -> float:
-    negate = a < 0.0
-    if negate:
-        a = -a
     if a <= _ASIN_MAX_VALUE_FOR_TABS:
         index = int(a * _ASIN_INDEXER + 0.5)
         delta = a - index * _ASIN_DELTA
@@ -372,11 +371,9 @@ def _sloppy_asin(a: float) -> float:
         s = math.sqrt(t)
         z = s + s * (p / q)
         result = _ASIN_PIO2_HI - ((z + z) - _ASIN_PIO2_LO)
-    elif a == 1.0:
-        result = math.pi / 2
     else:
-        return math.nan
-    return -result if negate else result
+        result = math.pi / 2
+    return result
 
 
 def _clobber_low_bits(value: float) -> float:
@@ -401,17 +398,13 @@ def _sloppy_cos_np(a: NDArray[np.float64]) -> NDArray[np.float64]:
     index &= _SIN_COS_TABS_SIZE - 2
     c = _COS_TAB_NP[index]
     s = _SIN_TAB_NP[index]
-    out = c + delta * (
+    out: NDArray[np.float64] = c + delta * (
         -s + delta * (-c * _ONE_DIV_F2 + delta * (s * _ONE_DIV_F3 + delta * c * _ONE_DIV_F4))
     )
-    far = a > _SIN_COS_MAX_VALUE_FOR_INT_MODULO
-    if far.any():
-        out[far] = np.cos(a[far])
     return out
 
 
 def _sloppy_asin_np(a: NDArray[np.float64]) -> NDArray[np.float64]:
-    # only called with 0 <= a <= 1 (square roots of clamped haversines)
     out = np.empty_like(a)
     tab = a <= _ASIN_MAX_VALUE_FOR_TABS
     at = a[tab]
@@ -430,8 +423,9 @@ def arc_distance(
 ) -> NDArray[np.float64]:
     """Elasticsearch ``GeoUtils.arcDistance`` (Lucene ``SloppyMath.haversinMeters``), in metres.
 
-    Vectorised and bit-for-bit: the table-driven cosine and arcsine, and the clearing of the
-    three low bits of the haversine, are Lucene's. Inputs broadcast against each other.
+    Vectorised and bit for bit: the table-driven cosine and arcsine, and the clearing of the
+    three low bits of the haversine, are Lucene's. Coordinates in degrees, within the usual
+    ranges; inputs broadcast against each other.
     """
     lat1_a, lon1_a, lat2_a, lon2_a = np.broadcast_arrays(
         *(np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2))
@@ -457,10 +451,14 @@ _SLOPPY_ERROR_M = 0.5
 _SLOPPY_ERROR_REL = 1e-7
 #: Precomputed candidate lists reach this fraction of the radius beyond the merge distance; a
 #: list stays complete while the moving centroid is within about that distance of its owner.
-_LIST_SLACK = 1.0
+_LIST_SLACK = 0.5
 #: Buckets with at most this many buckets in their 3x3 block of list cells get a precomputed
 #: list; denser ones walk the cells around their centroid.
-_SPARSE_BLOCK = 48
+_SPARSE_BLOCK = 96
+#: Bucket pairs examined at once when building the lists (bounds the memory used).
+_PAIRS_PER_CHUNK = 2_000_000
+#: Cells walked around a moving centroid are at least the merge reach over this divisor.
+_WALK_CELL_DIVISOR = 2.0
 #: Below this many buckets the quadratic merge pass is the fastest.
 _NAIVE_BUCKETS = 48
 #: Latitudes up to which list cells are wide enough for a 3x3 block; beyond, the walk.
@@ -529,7 +527,8 @@ def _cell_bits(level: int, lat_reach_deg: float, lon_reach_deg: float) -> int:
     """Longest key prefix (bits) whose cells are at least the given reaches tall and wide."""
     bits = 5 * level
     while bits > 0 and (
-        180.0 / (1 << (bits // 2)) < lat_reach_deg or 360.0 / (1 << ((bits + 1) // 2)) < lon_reach_deg
+        180.0 / (1 << (bits // 2)) < lat_reach_deg
+        or 360.0 / (1 << ((bits + 1) // 2)) < lon_reach_deg
     ):
         bits -= 1
     return bits
@@ -682,63 +681,85 @@ def _merge_buckets(
     block_lo, block_hi, block_wraps = coarse.block_ranges()
     cell_sizes = np.r_[0, np.cumsum(coarse.end - coarse.start)]
     block_size = (cell_sizes[block_hi] - cell_sizes[block_lo]).sum(axis=1)
-    general = block_wraps[cell] | (
-        _lon_reach_deg_np(lat, r, list_slack + band) > coarse.lon_width
-    )
-    if coarse.n_x < 3:
-        general[:] = True
+    general = block_wraps[cell] | (_lon_reach_deg_np(lat, r, list_slack + band) > coarse.lon_width)
     sparse = ~general & (block_size[cell] <= _SPARSE_BLOCK)
-    owners = np.flatnonzero(sparse)
-    # (owner, block cell) pairs, then (owner, bucket) pairs; both grouped by owner
-    owner_cells = cell[owners]
-    own, block_cell = _ragged_expand(
-        np.repeat(owners, 3), block_lo[owner_cells].ravel(), block_hi[owner_cells].ravel()
-    )
-    own, other = _ragged_expand(own, coarse.start[block_cell], coarse.end[block_cell])
-    later = other > own
-    own = own[later]
-    other = other[later]
-    chord2 = (px[own] - px[other]) ** 2 + (py[own] - py[other]) ** 2 + (pz[own] - pz[other]) ** 2
-    # chord <= arc / R: keep every pair whose arc can be within the bound (a few more is fine)
+    # chord <= arc / R: a pair is kept if its arc can be within the bound (a few more is fine)
     lat_rad = np.abs(lat) * _DEG
     merge_bound = r * np.cos(np.maximum(0.0, lat_rad - (r + list_slack) / (2 * earth)))
-    near = chord2[: own.size] <= ((merge_bound[own] + band) / earth) ** 2
+    near_chord2 = ((merge_bound + band) / earth) ** 2
+    list_chord2 = ((merge_bound + list_slack) / earth) ** 2
+    # a bucket alone in its block has nothing to absorb; the others pair with their block,
+    # a bounded number of pairs at a time
+    owners = np.flatnonzero(sparse & (block_size[cell] > 1))
+    chunk_ends = np.searchsorted(
+        np.cumsum(block_size[cell[owners]]),
+        np.arange(_PAIRS_PER_CHUNK, int(block_size[cell[owners]].sum()), _PAIRS_PER_CHUNK),
+    )
     has_near = np.zeros(m, dtype=bool)
-    has_near[own[near]] = True
+    per_owner = np.zeros(m, dtype=np.int64)
+    pair_j: list[int] = []
+    for chunk in np.split(owners, chunk_ends):
+        own, block_cell = _ragged_expand(
+            np.repeat(chunk, 3),
+            block_lo[cell[chunk]].ravel(),
+            block_hi[cell[chunk]].ravel(),
+        )
+        # only later buckets can be absorbed: drop the cells that end before the owner
+        cell_end = coarse.end[block_cell]
+        later = cell_end - 1 > own
+        own, other = _ragged_expand(
+            own[later],
+            np.maximum(coarse.start[block_cell[later]], own[later] + 1),
+            cell_end[later],
+        )
+        chord2 = (px[own] - px[other]) ** 2
+        chord2 += (py[own] - py[other]) ** 2
+        chord2 += (pz[own] - pz[other]) ** 2
+        has_near[own[chord2 <= near_chord2[own]]] = True
+        in_list = chord2 <= list_chord2[own]
+        per_owner += np.bincount(own[in_list], minlength=m)
+        pair_j.extend(other[in_list].tolist())
     alone = sparse & ~has_near
-    in_list = chord2 <= ((merge_bound[own] + list_slack[own]) / earth) ** 2
-    own = own[in_list]
-    pair_j: list[int] = other[in_list].tolist()
-    per_owner = np.bincount(own, minlength=m)
     list_end = np.cumsum(per_owner)
     # list_start -1: no list (walk); alone buckets have an empty list
     list_start = np.where(sparse, list_end - per_owner, -1)
 
     # ---- tier 3: finer cells walked around a moving centroid --------------------------------
-    lat_reach = _lat_reach_deg(r + band)
     fine = _PrefixCells(
         keys,
         level,
         _cell_bits(
-            level, lat_reach, max(_lon_reach_deg(phi, r, band) for phi in _GRID_LATITUDES)
+            level,
+            _lat_reach_deg(r + band) / _WALK_CELL_DIVISOR,
+            max(_lon_reach_deg(phi, r, band) for phi in _GRID_LATITUDES) / _WALK_CELL_DIVISOR,
         ),
     )
     n_x, n_y = fine.n_x, fine.n_y
     lon_width, lat_height = fine.lon_width, fine.lat_height
-    rows_reach = math.ceil(lat_reach / lat_height)
     fine_keys: list[int] = fine.keys.tolist()
     fine_start: list[int] = fine.start.tolist()
     fine_end: list[int] = fine.end.tolist()
     n_fine = len(fine_keys)
-    row_reach: dict[int, tuple[int, float]] = {}
+    lat_band = (r + band) / earth
+    row_reach: dict[int, tuple[int, float, int, float]] = {}
 
-    def columns_reach(y: int) -> tuple[int, float]:
-        """Columns each side, and longitude reach in degrees, for a centroid in row ``y``."""
+    def reach_from_row(y: int) -> tuple[int, float, int, float]:
+        """For a centroid in row ``y``: columns each side and longitude reach (degrees), rows
+        each side and latitude reach (degrees) of every bucket it can absorb."""
         found = row_reach.get(y)
         if found is None:
-            edge = max(abs(y * lat_height - 90.0), abs((y + 1) * lat_height - 90.0))
-            reach = _lon_reach_deg(min(edge, 90.0), r, band)
-            found = (n_x if reach >= 180.0 else math.ceil(reach / lon_width), reach)
+            south = y * lat_height - 90.0
+            north = south + lat_height
+            nearest = 0.0 if south <= 0.0 <= north else min(abs(south), abs(north))
+            lon_reach = _lon_reach_deg(min(max(abs(south), abs(north)), 90.0), r, band)
+            # the merge distance r cos(mean latitude) also bounds the latitude gap
+            lat_reach = _lat_reach_deg(r * math.cos(max(0.0, nearest * _DEG - lat_band / 2)) + band)
+            found = (
+                n_x if lon_reach >= 180.0 else math.ceil(lon_reach / lon_width),
+                lon_reach,
+                math.ceil(lat_reach / lat_height),
+                lat_reach,
+            )
             row_reach[y] = found
         return found
 
@@ -773,13 +794,13 @@ def _merge_buckets(
         opened: dict[int, tuple[int, int]] = {}  # row -> opened columns, unwrapped
         queue: list[tuple[int, int, int]] = []  # (first position, end, cell key)
 
-        def open_block(x_c: int, y_c: int, after: int) -> tuple[int, int, int, float]:
-            d_col, lon_reach = columns_reach(y_c)
+        def open_block(x_c: int, y_c: int, after: int) -> tuple[int, int, int, float, int, float]:
+            d_col, lon_reach, d_row, lat_reach = reach_from_row(y_c)
             if 2 * d_col + 1 >= n_x:
                 x_lo, x_hi = x_c - n_x, x_c + n_x
             else:
                 x_lo, x_hi = x_c - d_col, x_c + d_col
-            for y in range(max(0, y_c - rows_reach), min(n_y - 1, y_c + rows_reach) + 1):
+            for y in range(max(0, y_c - d_row), min(n_y - 1, y_c + d_row) + 1):
                 span = opened.get(y)
                 if span is None or x_lo > span[1] + 1 or x_hi < span[0] - 1:
                     todo = [(x_lo, x_hi)]
@@ -802,18 +823,16 @@ def _merge_buckets(
                             if end - 1 > after:
                                 heappush(queue, (fine_start[i], end, fine_keys[i]))
                             i += 1
-            return x_lo, x_hi, y_c, lon_reach
+            return x_lo, x_hi, y_c, lon_reach, d_row, lat_reach
 
         x_c = int((c_lon + 180.0) // lon_width) % n_x
         y_c = min(n_y - 1, int((c_lat + 90.0) // lat_height))
-        x_lo, x_hi, y_box, lon_reach = open_block(x_c, y_c, after)
+        x_lo, x_hi, y_box, lon_reach, d_row, lat_reach = open_block(x_c, y_c, after)
         while queue:
             start, end, key = heappop(queue)
             y = key // n_x
             x = key - y * n_x
-            if abs(y - y_box) > rows_reach or (
-                x_hi - x_lo + 1 < n_x and (x - x_lo) % n_x > x_hi - x_lo
-            ):
+            if abs(y - y_box) > d_row or (x_hi - x_lo + 1 < n_x and (x - x_lo) % n_x > x_hi - x_lo):
                 continue  # the centroid moved away: nothing in that cell is within reach
             p = start if start > after else after + 1
             while True:
@@ -861,8 +880,8 @@ def _merge_buckets(
                 new_y = min(n_y - 1, int((c_lat + 90.0) // lat_height))
                 if new_x != x_c or new_y != y_c:
                     x_c, y_c = new_x, new_y
-                    x_lo, x_hi, y_box, lon_reach = open_block(x_c, y_c, p)
-                    if abs(y - y_box) > rows_reach or (
+                    x_lo, x_hi, y_box, lon_reach, d_row, lat_reach = open_block(x_c, y_c, p)
+                    if abs(y - y_box) > d_row or (
                         x_hi - x_lo + 1 < n_x and (x - x_lo) % n_x > x_hi - x_lo
                     ):
                         break
@@ -974,16 +993,40 @@ def _wrap_segments(first: int, last: int, n: int) -> tuple[tuple[int, int], ...]
 
 
 def cluster_points(
-    lat: ArrayLike, lon: ArrayLike, zoom: int, radius_px: int = DEFAULT_RADIUS_PX
+    lat: ArrayLike,
+    lon: ArrayLike,
+    zoom: int,
+    radius_px: int = DEFAULT_RADIUS_PX,
+    *,
+    quantize: bool = True,
 ) -> NDArray[np.int64]:
     """Cluster label of each point, as ODS's ``geo_cluster(field, zoom, radius)`` groups them.
 
-    Labels are ``0..k-1`` in the order ODS lists the clusters (head order of the merge pass).
-    Raises :class:`GeoClusterInputError` for bad coordinates, zoom or radius.
+    Parameters
+    ----------
+    lat, lon
+        Point coordinates in degrees, one-dimensional, same length.
+    zoom
+        Map zoom, 0 to 25.
+    radius_px
+        Cluster radius in pixels (ODS's default 40).
+    quantize
+        Cluster the points as Elasticsearch stores them (:func:`quantize_lat_lon`); ``False``
+        clusters the coordinates as given.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` labels ``0..k-1``, numbered in the order ODS lists the clusters.
+
+    Raises
+    ------
+    GeoClusterInputError
+        Bad coordinates, zoom or radius.
     """
     zoom = _check_zoom(zoom)
     radius_px = _check_radius(radius_px)
-    lat_arr, lon_arr = _as_coordinates(lat, lon)
+    lat_arr, lon_arr = quantize_lat_lon(lat, lon) if quantize else _as_coordinates(lat, lon)
     if lat_arr.size == 0:
         return np.empty(0, dtype=np.int64)
     radius_m = radius_metres(zoom, radius_px)
@@ -991,34 +1034,36 @@ def cluster_points(
     keys = geohash_long_encode(lon_arr, lat_arr, level)
     unique_keys, bucket_of_point = np.unique(keys, return_inverse=True)
     m = unique_keys.size
-    # scan order is descending signed key: position = m - 1 - ascending index
+    # the scan goes by descending signed key: position = m - 1 - ascending index
     bucket_of_point = (m - 1) - bucket_of_point.ravel()
     count = np.bincount(bucket_of_point, minlength=m)
     bucket_lat = np.bincount(bucket_of_point, weights=lat_arr, minlength=m) / count
     bucket_lon = np.bincount(bucket_of_point, weights=lon_arr, minlength=m) / count
     head_of = _merge_buckets(unique_keys[::-1], bucket_lat, bucket_lon, count, radius_m, level)
-    is_head = head_of == np.arange(m)
-    label_of_head = np.cumsum(is_head) - 1
-    result: NDArray[np.int64] = label_of_head[head_of][bucket_of_point]
-    return result
+    label_of_head = np.cumsum(head_of == np.arange(m)) - 1
+    labels: NDArray[np.int64] = label_of_head[head_of][bucket_of_point]
+    return labels
 
 
 @dataclass(frozen=True)
 class ClusterSummary:
-    """Per-cluster point count and centroid, indexed by cluster label."""
+    """Point count and centroid of each cluster, indexed by cluster label."""
 
     count: NDArray[np.int64]
     lat: NDArray[np.float64]
     lon: NDArray[np.float64]
 
 
-def cluster_summary(lat: ArrayLike, lon: ArrayLike, labels: ArrayLike) -> ClusterSummary:
-    """Count and centroid of each cluster (the mean of its points, longitudes averaged plainly).
+def cluster_summary(
+    lat: ArrayLike, lon: ArrayLike, labels: ArrayLike, *, quantize: bool = True
+) -> ClusterSummary:
+    """Count and centroid of each cluster of :func:`cluster_points`.
 
-    ``labels`` are those of :func:`cluster_points`; the centroid is the one ODS reports as
-    ``cluster_centroid``, to floating-point rounding.
+    The centroid is the mean of the cluster's points (longitudes averaged plainly, as the
+    plugin does), which is what ODS reports as ``cluster_centroid``. ``quantize`` must match
+    the one given to :func:`cluster_points`.
     """
-    lat_arr, lon_arr = _as_coordinates(lat, lon)
+    lat_arr, lon_arr = quantize_lat_lon(lat, lon) if quantize else _as_coordinates(lat, lon)
     labels_arr = np.asarray(labels)
     if labels_arr.shape != lat_arr.shape:
         raise GeoClusterInputError(
@@ -1029,7 +1074,7 @@ def cluster_summary(lat: ArrayLike, lon: ArrayLike, labels: ArrayLike) -> Cluste
     ):
         raise GeoClusterInputError("labels must be non-negative integers")
     labels_arr = labels_arr.astype(np.int64, copy=False)
-    count = np.bincount(labels_arr, minlength=0)
+    count = np.bincount(labels_arr)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_lat = np.bincount(labels_arr, weights=lat_arr, minlength=count.size) / count
         mean_lon = np.bincount(labels_arr, weights=lon_arr, minlength=count.size) / count
