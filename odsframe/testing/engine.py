@@ -71,6 +71,10 @@ from odsframe.testing.model import (
     PortalField,
 )
 
+#: Lucene's doc-value grid steps for latitude and longitude (see geocluster.quantize_lat_lon).
+_LAT_DECODE = 180.0 / (1 << 32)
+_LON_DECODE = 360.0 / (1 << 32)
+
 #: Mean Earth radius used by Lucene's haversine (metres).
 EARTH_RADIUS_M = 6371008.7714
 
@@ -2216,10 +2220,15 @@ class _Compiler:
         """The outer select expression of a group key."""
         if key.cluster_field is not None:
             point = Frag(ident(key.cluster_field))
+            # The mean of the points as Elasticsearch stores them: quantised to Lucene's
+            # 32-bit grid (geocluster.quantize_lat_lon), so centroids match the plugin's.
+            lat = sql("least(struct_extract({}, 'lat'), 89.99999999999999)", point)
+            lon = sql("least(struct_extract({}, 'lon'), 179.99999999999997)", point)
             return f"{key.column}_c", sql(
-                "struct_pack(lat := avg(struct_extract({}, 'lat')), lon := avg(struct_extract({}, 'lon')))",
-                point,
-                point,
+                f"struct_pack(lat := avg(floor({{}} / {_LAT_DECODE!r}) * {_LAT_DECODE!r}), "
+                f"lon := avg(floor({{}} / {_LON_DECODE!r}) * {_LON_DECODE!r}))",
+                lat,
+                lon,
             )
         if key.label is not None:
             return key.column, key.label

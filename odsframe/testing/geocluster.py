@@ -681,7 +681,21 @@ def _merge_buckets(
     block_lo, block_hi, block_wraps = coarse.block_ranges()
     cell_sizes = np.r_[0, np.cumsum(coarse.end - coarse.start)]
     block_size = (cell_sizes[block_hi] - cell_sizes[block_lo]).sum(axis=1)
-    general = block_wraps[cell] | (_lon_reach_deg_np(lat, r, list_slack + band) > coarse.lon_width)
+    # blocks too narrow for the longitude reach at the row's highest latitude (near the poles),
+    # or wrapping across the antimeridian, are left to the walk
+    cell_rows = coarse.keys // coarse.n_x
+    rows, row_of_cell = np.unique(cell_rows, return_inverse=True)
+    row_edge = np.minimum(
+        90.0,
+        np.maximum(
+            np.abs(rows * coarse.lat_height - 90.0), np.abs((rows + 1) * coarse.lat_height - 90.0)
+        ),
+    )
+    row_too_wide = (
+        _lon_reach_deg_np(row_edge, r, slack_scale * np.cos(row_edge * _DEG) + 3 * band)
+        > coarse.lon_width
+    )
+    general = (block_wraps | row_too_wide[row_of_cell.ravel()])[cell]
     sparse = ~general & (block_size[cell] <= _SPARSE_BLOCK)
     # chord <= arc / R: a pair is kept if its arc can be within the bound (a few more is fine)
     lat_rad = np.abs(lat) * _DEG
