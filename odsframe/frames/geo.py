@@ -512,7 +512,7 @@ def _pylist(array: Any) -> ObjectArray:
 
 
 def _object_array(values: Any) -> ObjectArray:
-    """An object array where every missing value (None, NaN, NA, empty text) is None."""
+    """An object array in which every missing value (None, NaN, NA, NaT) is None."""
     if isinstance(values, pd.Series | pd.Index):
         array = values.to_numpy(dtype=object)
     elif isinstance(values, np.ndarray) and values.dtype == object:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from odsframe._spec import GEO_TYPES
 from odsframe.errors import InvalidQueryArgument, ServerError
-from odsframe.frames.geo import parse_geometries
+from odsframe.frames.geo import _object_array, parse_geometries
 from odsframe.frames.schema import (
     TECHNICAL_FIELDS,
     TIME_UNIT,
@@ -724,22 +724,6 @@ def _blank_to_none(array: np.ndarray) -> np.ndarray:
 
 def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _object_array(values: Any) -> np.ndarray:
-    """An object array of the values in which NaN, NA and NaT are None."""
-    if isinstance(values, pd.Series | pd.Index):
-        array = values.to_numpy(dtype=object)
-    elif isinstance(values, np.ndarray) and values.dtype == object:
-        array = values
-    else:
-        items = values if isinstance(values, Sequence) else list(values)
-        array = np.fromiter(items, dtype=object, count=len(items))
-    missing = pd.isna(array)
-    if missing.any():
-        array = array.copy()
-        array[missing] = None
-    return array
 
 
 # --- pyarrow fast paths ----------------------------------------------------------------------
