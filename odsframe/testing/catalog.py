@@ -1803,15 +1803,31 @@ class Catalog:
             twins.add(f.name)
         return twins
 
+    def _index_rowids(self, table: str, *, drop: bool = False) -> None:
+        """Create (or drop) the ``__rowid`` index a page's rows are read through.
+
+        A records page sorts only the keys, then reads its rows by ``__rowid``
+        (``CompiledQuery.rows_sql``); the index makes that read a lookup, not a scan.
+        """
+        index = quote_ident(f"__rowid_index_{hashlib.sha1(table.encode()).hexdigest()[:12]}")
+        if drop:
+            self.con.execute(f"DROP INDEX IF EXISTS {index}")
+        else:
+            self.con.execute(f"CREATE INDEX {index} ON {quote_ident(table)} ({HIDDEN_ROWID})")
+
     def drop_enum_twins(self, dataset: PortalDataset) -> None:
         """Remove a dataset's ``__enum__`` columns (before writing records in place)."""
         with self.lock:
             names, dataset.enum_fields = dataset.enum_fields, set()
+            if not names:
+                return
+            self._index_rowids(dataset.table, drop=True)  # DuckDB alters no indexed table
             for name in sorted(names):
                 column = quote_ident(HIDDEN_ENUM_PREFIX + name)
                 self.con.execute(
                     f"ALTER TABLE {quote_ident(dataset.table)} DROP COLUMN IF EXISTS {column}"
                 )
+            self._index_rowids(dataset.table)
 
     def remove_dataset(self, dataset_id: str) -> None:
         """Drop a dataset and its table."""
@@ -1843,6 +1859,7 @@ class Catalog:
                 source_timestamps=source_timestamps,
             )
             dataset.enum_fields = self._add_enum_twins(dataset.table, dataset.fields)
+            self._index_rowids(dataset.table)
             dataset.metas["default"] = default_metas(
                 dataset.dataset_id,
                 dataset.metas.get("default"),

@@ -128,6 +128,9 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+#: Where ``CompiledQuery.rows_sql`` takes the page's ``__rowid`` values (integers).
+ROWIDS = "/*rowids*/"
+
 TRUE = Frag("TRUE")
 FALSE = Frag("FALSE")
 
@@ -1949,6 +1952,7 @@ class _Compiler:
         order_scope = _Scope("order_by")
         order_frags: list[Frag] = []
         outer_order: list[str] = []
+        ordered_outputs: list[Frag] = []  # select outputs order_by names (for the keys query)
         for i, item in enumerate(order_items):
             if isinstance(item.expr, q.FuncCall) and item.expr.name == "random":
                 seed = self.random_seed(item.expr, order_scope)
@@ -1962,6 +1966,9 @@ class _Compiler:
             if isinstance(item.expr, q.Field) and item.expr.name in aliases:
                 self.check_sortable(selected[item.expr.name], order_scope)
                 outer_order.append(f"{ident(aliases[item.expr.name])} {direction} NULLS LAST")
+                index = list(aliases).index(item.expr.name)
+                if select_frags[index] not in ordered_outputs:
+                    ordered_outputs.append(select_frags[index])
                 continue
             val = self.value(item.expr, order_scope)
             self.check_sortable(val, order_scope)
@@ -1979,12 +1986,47 @@ class _Compiler:
             inner,
         )
         count = sql('SELECT count(*) FROM ({}) AS "__q"', inner)
-        return CompiledQuery(
+        compiled = CompiledQuery(
             sql=statement.sql,
             columns=columns,
             params=list(statement.params),
             count_sql=count.sql,
             grouped=False,
+        )
+        if limit is not None and limit > 0:
+            keys_items = [*ordered_outputs, *order_frags, Frag(f'{ident(HIDDEN_ROWID)} AS "__r"')]
+            keys = self.page_keys(keys_items, where_frag, ", ".join(outer_order), limit, offset)
+            # Literal ids (never a list parameter): DuckDB reads an IN list through the
+            # index, but turns ``= ANY(?)`` into a join that scans the table.
+            rows = sql(
+                f"SELECT {{}} FROM {self.table} WHERE {ident(HIDDEN_ROWID)} IN ({ROWIDS})",
+                join(", ", [*select_frags, Frag(f'{ident(HIDDEN_ROWID)} AS "__r"')]),
+            )
+            compiled.keys_sql, compiled.keys_params = keys.sql, list(keys.params)
+            compiled.rows_sql = rows.sql
+            compiled.rows_params = list(rows.params)
+        return compiled
+
+    def page_keys(
+        self, items: list[Frag], where_frag: Frag, order: str, limit: int, offset: int
+    ) -> Frag:
+        """One row: the number of matching records and the ``__rowid`` list of the page."""
+        window = _limit_sql(limit, offset)
+        if where_frag is TRUE:  # counting the table is free; filtering twice is not needed
+            return sql(
+                f"SELECT (SELECT count(*) FROM {self.table}), "
+                f'(SELECT list("__r" ORDER BY {order}) FROM '
+                f'(SELECT {{}} FROM {self.table} ORDER BY {order}{window}) AS "__p")',
+                join(", ", items),
+            )
+        # The filtered keys are computed once and both counted and sorted.
+        return sql(
+            f'WITH "__k" AS MATERIALIZED (SELECT {{}} FROM {self.table} WHERE {{}}) '
+            'SELECT (SELECT count(*) FROM "__k"), '
+            f'(SELECT list("__r" ORDER BY {order}) FROM '
+            f'(SELECT * FROM "__k" ORDER BY {order}{window}) AS "__p")',
+            join(", ", items),
+            where_frag,
         )
 
     def select_values(self, entries: list[q.SelectEntry], scope: _Scope) -> list[tuple[str, Val]]:

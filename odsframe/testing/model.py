@@ -214,6 +214,18 @@ class CompiledQuery:
     grouped: bool = False
     where_sql: str = "TRUE"
     where_params: list[Any] = field(default_factory=list)
+    #: A two-step plan for one page of records (late materialisation), when the query is an
+    #: ungrouped one with ``0 < limit``: ``keys_sql`` returns one row ``(total, rowids)``,
+    #: the count and the page's ``__rowid`` values in order; ``rows_sql`` selects
+    #: :attr:`columns` and ``__r`` (the ``__rowid``) for those rows, in no order, once
+    #: ``engine.ROWIDS`` is replaced by the comma-separated ids (``rows_params`` are its
+    #: parameters).
+    #: Sorting only the keys and then reading the few rows asked for is much cheaper on wide
+    #: tables than sorting whole rows.
+    keys_sql: str | None = None
+    keys_params: list[Any] = field(default_factory=list)
+    rows_sql: str | None = None
+    rows_params: list[Any] = field(default_factory=list)
     #: Called with the DuckDB connection before ``sql`` runs (for example to register the
     #: cluster assignment of a ``geo_cluster`` grouping as a temporary table).
     prepare: Callable[[Any], None] | None = None

@@ -142,6 +142,7 @@ from odsframe.testing.server import (
     dataset_object,
     fetch_arrow,
     fetch_count,
+    fetch_page,
     int_param,
     json_response,
     lang_param,
@@ -339,8 +340,11 @@ class V1Filters:
             offset=start,
             extra_clauses=["order_by"] if order_by else (),
         )
-        nhits = fetch_count(cursor, compiled, self.clauses) or 0
-        table = fetch_arrow(cursor, compiled, self.clauses) if rows else None
+        if rows:
+            total, table = fetch_page(cursor, compiled, self.clauses)
+        else:
+            total, table = fetch_count(cursor, compiled, self.clauses), None
+        nhits = total or 0
         return _SearchPage(compiled, nhits, table, facet_groups(query, cursor, self))
 
 

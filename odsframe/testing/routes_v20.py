@@ -87,8 +87,8 @@ from odsframe.testing.server import (
     bool_param,
     catalog_results,
     dataset_object,
-    fetch_arrow,
     fetch_count,
+    fetch_page,
     get_dataset,
     one_row_dataset,
     page_window,
@@ -369,8 +369,9 @@ def _run(
     select: str | None,
 ) -> tuple[CompiledQuery, int | None, Any]:
     compiled = params.compile(dataset, limit=limit, offset=offset, select=select)
-    total = fetch_count(cursor, compiled, params.clauses)
-    table = fetch_arrow(cursor, compiled, params.clauses) if limit else None
+    if not limit:
+        return compiled, fetch_count(cursor, compiled, params.clauses), None
+    total, table = fetch_page(cursor, compiled, params.clauses)
     return compiled, total, table
 
 
