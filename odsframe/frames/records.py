@@ -613,7 +613,26 @@ def _cast_multivalued(array: np.ndarray, separator: str) -> pd.Series:
             result[i] = value.split(separator) if value else []
         else:
             result[i] = [str(value)]
-    return pd.Series(result, dtype=object)
+    return string_lists_series(result)
+
+
+def string_lists_series(values: Any) -> pd.Series:
+    """A ``list<string>[pyarrow]`` series from Python lists (None for nulls) or arrow lists.
+
+    Multivalued text is held by arrow (one buffer of offsets, one of characters), not as
+    a million Python lists: a third of the memory, no conversion, and cells still read as
+    lists (``series.iloc[i]``, ``tolist()``, ``explode()``, the ``.list`` accessor).
+    """
+    import pyarrow as pa
+
+    kind = pa.list_(pa.string())
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        arrow = values.cast(kind)  # also decodes dictionary items, narrows large lists
+    else:
+        arrow = pa.array(values, type=kind)
+    if isinstance(arrow, pa.ChunkedArray) and arrow.num_chunks > 1:
+        arrow = arrow.combine_chunks()
+    return pd.Series(pd.arrays.ArrowExtensionArray(arrow))
 
 
 def _cast_date(array: np.ndarray, name: str) -> pd.Series:
@@ -766,7 +785,7 @@ def _cast_arrow(
     if ods_type in GEO_TYPES:
         return pd.Series(parse_geometries(values, ods_type, name=spec.name), dtype=object)
     if ods_type == "text" and spec.multivalued:
-        return _arrow_string_lists(values) if _is_string_list_type(kind) else None
+        return string_lists_series(values) if _is_string_list_type(kind) else None
     if ods_type == "text":
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             if pa.types.is_nested(kind) or pa.types.is_binary(kind):
@@ -812,66 +831,6 @@ def _is_string_list_type(kind: Any) -> bool:
     if pa.types.is_dictionary(item):
         item = item.value_type
     return bool(pa.types.is_string(item) or pa.types.is_large_string(item))
-
-
-#: Most distinct list lengths grouped with one scan each (beyond, one sort finds the groups).
-_SCANNED_LENGTHS = 16
-
-
-def _arrow_string_lists(values: Any) -> pd.Series:
-    """Python lists of str from an arrow list<string> column, with shared str objects.
-
-    Multivalued fields repeat a few values (keywords, tags) over many rows: each distinct
-    string becomes one Python object that every list refers to, and the lists of each
-    length are built at once by NumPy (``tolist`` of a rows x length block), not row by row.
-    """
-    import pyarrow as pa
-
-    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    result = np.full(len(values), None, dtype=object)
-    start = 0
-    for chunk in chunks:
-        _fill_string_lists(chunk, result[start : start + len(chunk)])
-        start += len(chunk)
-    return pd.Series(result, dtype=object)
-
-
-def _fill_string_lists(chunk: Any, out: np.ndarray) -> None:
-    """Write the lists of one arrow list<string> array into ``out`` (None where null)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not len(chunk):
-        return
-    offsets = chunk.offsets.to_numpy()  # absolute positions in chunk.values
-    lengths = np.diff(offsets)
-    if chunk.null_count:
-        lengths = np.where(chunk.is_valid().to_numpy(zero_copy_only=False), lengths, -1)
-    items = chunk.values
-    encoded = items if pa.types.is_dictionary(items.type) else pc.dictionary_encode(items)
-    dictionary = encoded.dictionary
-    if pa.types.is_dictionary(dictionary.type):  # never nested in practice; be safe
-        dictionary = dictionary.cast(dictionary.type.value_type)
-    words = np.empty(len(dictionary) + 1, dtype=object)
-    words[:-1] = dictionary.to_pylist()
-    words[-1] = None  # null items inside a list
-    indices = pc.fill_null(encoded.indices, len(dictionary)).to_numpy(zero_copy_only=False)
-    flat = words[indices]
-    counts = np.bincount(lengths + 1)  # lengths >= -1
-    groups: list[tuple[int, np.ndarray]]
-    present = np.flatnonzero(counts[1:]) if len(counts) > 1 else np.empty(0, dtype=np.intp)
-    if len(present) <= _SCANNED_LENGTHS:
-        groups = [(int(k), np.flatnonzero(lengths == k)) for k in present]
-    else:
-        order = np.argsort(lengths, kind="stable")
-        bounds = np.cumsum(counts)
-        groups = [(int(k), order[bounds[k] : bounds[k + 1]]) for k in present]
-    for length, rows in groups:
-        if length == 0:
-            lists = np.empty((len(rows), 0), dtype=object).tolist()
-        else:
-            lists = flat[offsets[rows][:, None] + np.arange(length)].tolist()
-        out[rows] = np.fromiter(lists, dtype=object, count=len(rows))
 
 
 def _arrow_series(values: Any, dtype: Any) -> pd.Series:

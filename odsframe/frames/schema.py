@@ -325,7 +325,7 @@ def pandas_dtype(spec: FieldSpec, *, timezone: str | None = None) -> np.dtype[An
     """The pandas dtype of a field's column.
 
     ``int`` -> ``Int64``, ``double`` -> ``Float64``, ``text`` -> ``string`` (multivalued ->
-    ``object`` lists), ``boolean`` -> ``boolean``, ``date`` -> naive ``datetime64[us]``,
+    ``list<string>[pyarrow]``), ``boolean`` -> ``boolean``, ``date`` -> naive ``datetime64[us]``,
     ``datetime`` -> ``datetime64[us, <timezone or UTC>]``, ``file`` -> ``string`` (URLs);
     geometries, ``json_blob`` and unknown types -> ``object``.
     """
@@ -335,7 +335,11 @@ def pandas_dtype(spec: FieldSpec, *, timezone: str | None = None) -> np.dtype[An
     if kind == "double":
         return pd.Float64Dtype()
     if kind == "text":
-        return np.dtype(object) if spec.multivalued else pd.StringDtype()
+        if spec.multivalued:
+            import pyarrow as pa
+
+            return pd.ArrowDtype(pa.list_(pa.string()))
+        return pd.StringDtype()
     if kind == "file":
         return pd.StringDtype()
     if kind == "boolean":

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import platformdirs
 import pytest
+import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from odsframe import cache
@@ -639,6 +640,80 @@ def test_entry_is_valid_geoparquet(cache_root: Path) -> None:
     assert outside.crs == "EPSG:4326"
     assert outside["site"].crs == "EPSG:2154"
     assert outside.geometry.geom_equals(frame.geometry).all()
+
+
+def test_point_columns_are_stored_as_geoarrow_points_and_round_trip(cache_root: Path) -> None:
+    import pyarrow.parquet as pq
+
+    frame = geopandas.GeoDataFrame(
+        {
+            "n": pd.array([1, 2, 3, 4], dtype="Int64"),
+            "where": geopandas.GeoSeries(
+                [
+                    shapely.Point(2.35, 48.85),
+                    None,
+                    shapely.Point(-1.5, 47.2),
+                    shapely.Point(0.1 + 0.2, -0.0),
+                ],
+                crs="EPSG:4326",
+            ),
+        },
+        geometry="where",
+    )
+    path = cache.write_entry(key_for(), frame, provenance())
+    schema = pq.read_schema(path)
+    assert str(schema.field("where").type) == "struct<x: double not null, y: double not null>"
+    geo = json.loads(schema.metadata[b"geo"])
+    assert geo["version"] == "1.1.0"
+    assert geo["columns"]["where"]["encoding"] == "point"
+    assert geo["columns"]["where"]["geometry_types"] == ["Point"]
+    hit = cache.read_entry(key_for())
+    assert hit is not None
+    restored = hit[0]
+    geopandas.testing.assert_geodataframe_equal(restored, frame)
+    assert restored.geometry[1] is None
+    assert restored.geometry[3].x == 0.1 + 0.2  # bit for bit, no text round trip
+    outside = geopandas.read_parquet(path)  # other GeoParquet readers understand it
+    assert outside.crs == "EPSG:4326"
+    assert outside.geometry.iloc[[0, 2, 3]].geom_equals(frame.geometry.iloc[[0, 2, 3]]).all()
+    assert outside.geometry.isna().tolist() == [False, True, False, False]
+
+
+@pytest.mark.parametrize(
+    "points",
+    [
+        [shapely.Point(1, 2, 3), shapely.Point(4, 5, 6)],  # 3D
+        [shapely.Point(1, 2), shapely.from_wkt("POINT EMPTY")],  # empty
+        [shapely.Point(1, 2), shapely.box(0, 0, 1, 1)],  # mixed
+    ],
+    ids=["z", "empty", "mixed"],
+)
+def test_geometries_that_are_not_plain_points_stay_wkb(cache_root: Path, points: list[Any]) -> None:
+    import pyarrow.parquet as pq
+
+    frame = geopandas.GeoDataFrame({"g": geopandas.GeoSeries(points, crs=4326)}, geometry="g")
+    path = cache.write_entry(key_for(), frame, provenance())
+    assert json.loads(pq.read_schema(path).metadata[b"geo"])["columns"]["g"]["encoding"] == "WKB"
+    hit = cache.read_entry(key_for())
+    assert hit is not None
+    assert shapely.equals_identical(hit[0].geometry.values, frame.geometry.values).all()
+
+
+def test_arrow_list_columns_round_trip_without_python_lists(cache_root: Path) -> None:
+    import pyarrow as pa
+
+    lists = pd.Series(
+        pd.arrays.ArrowExtensionArray(
+            pa.array([["a", "b"], None, [], ["c", None]], pa.list_(pa.string()))
+        )
+    )
+    frame = pd.DataFrame({"tags": lists, "n": pd.array([1, 2, 3, 4], dtype="Int64")})
+    cache.write_entry(key_for(), frame, provenance())
+    hit = cache.read_entry(key_for())
+    assert hit is not None
+    pd.testing.assert_frame_equal(hit[0], frame)
+    assert hit[0]["tags"].dtype == pd.ArrowDtype(pa.list_(pa.string()))
+    assert hit[0]["tags"].tolist() == [["a", "b"], pd.NA, [], ["c", None]]
 
 
 def test_metadata_is_in_the_parquet_footer_and_the_sidecar(cache_root: Path) -> None:

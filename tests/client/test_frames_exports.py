@@ -301,7 +301,7 @@ def test_csv_text_types() -> None:
         FieldSpec("photo", "file"),
     ]
     frame = frame_from_csv(data, schema)
-    assert frame["tags"].tolist() == [["a", "b"], None]  # split on list_separator, not ";"
+    assert frame["tags"].tolist() == [["a", "b"], pd.NA]  # split on list_separator, not ";"
     assert frame["payload"].tolist() == [{"k": [1, 2]}, None]
     assert frame["ok"].tolist() == [True, False]
     assert frame["day"].tolist() == [pd.Timestamp("1988-01-01"), pd.Timestamp("2014-01-01")]
@@ -535,7 +535,7 @@ def test_parquet_types_and_alternative_geo_encodings(tmp_path: Path) -> None:
     assert frame["when"].dtype == pd.DatetimeTZDtype("us", "Europe/Paris")
     assert frame["when"].iloc[2] == pd.Timestamp("1970-01-01T00:16:40Z")
     assert frame["naive"].iloc[1] == pd.Timestamp("1970-01-01T00:00:01Z")  # naive = UTC
-    assert frame["tags"].tolist() == [["a", "b"], None, []]
+    assert frame["tags"].tolist() == [["a", "b"], pd.NA, []]
     assert frame["blob"].tolist() == [{"k": 1}, None, [1, 2]]
     assert frame["code"].dtype == STRING and frame["code"].iloc[0] == "01000"
     assert frame.active_geometry_name == "shape"

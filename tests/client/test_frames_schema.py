@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 
@@ -199,7 +200,8 @@ def test_pandas_dtypes_per_type() -> None:
     assert pandas_dtype(FieldSpec("a", "int")) == pd.Int64Dtype()
     assert pandas_dtype(FieldSpec("a", "double")) == pd.Float64Dtype()
     assert pandas_dtype(FieldSpec("a", "text")) == pd.StringDtype()
-    assert pandas_dtype(FieldSpec("a", "text", annotations={"multivalued": []})) == np.dtype(object)
+    lists = pd.ArrowDtype(pa.list_(pa.string()))
+    assert pandas_dtype(FieldSpec("a", "text", annotations={"multivalued": []})) == lists
     assert pandas_dtype(FieldSpec("a", "boolean")) == pd.BooleanDtype()
     assert pandas_dtype(FieldSpec("a", "date")) == np.dtype("datetime64[us]")
     assert pandas_dtype(FieldSpec("a", "datetime")) == pd.DatetimeTZDtype("us", "UTC")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import geopandas
 import geopandas.testing
@@ -22,7 +23,6 @@ import shapely
 
 from odsframe.errors import InvalidQueryArgument
 from odsframe.frames import FieldSpec, frame_from_parquet
-from odsframe.frames import records as records_module
 from odsframe.frames.geo import parse_points, parse_shapes
 from odsframe.frames.records import cast_values
 
@@ -82,7 +82,7 @@ def test_parts_read_as_one_frame_equal_one_file(tmp_path: Path) -> None:
     geopandas.testing.assert_geodataframe_equal(frame, expected)
     assert list(frame.columns) == [spec.name for spec in FIELDS]  # file order, not read order
     assert str(frame["name"].dtype) == "string"
-    assert frame["tags"].dtype == object
+    assert frame["tags"].dtype == pd.ArrowDtype(pa.list_(pa.string()))
 
 
 def test_a_part_with_an_all_null_column_takes_the_type_of_the_others(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_bytes_and_selected_columns(tmp_path: Path) -> None:
         frame_from_parquet([], FIELDS)
 
 
-def test_string_lists_are_lists_with_shared_strings() -> None:
+def test_string_lists_are_arrow_lists_that_read_as_python_lists() -> None:
     values = pa.chunked_array(
         [
             pa.array([["a", "b"], None, [], ["b", None], ["a"]], pa.list_(pa.string())),
@@ -124,30 +124,33 @@ def test_string_lists_are_lists_with_shared_strings() -> None:
         ]
     )
     series = cast_values(values, FIELDS[1], from_text=True)
-    assert series.dtype == object
-    assert series.tolist() == [["a", "b"], None, [], ["b", None], ["a"], ["b", "a", "b"], []]
-    assert all(type(value) is list for value in series if value is not None)
-    assert series[0][0] is series[4][0] is series[5][1]  # one "a" for every row
-    series[2].append("mutated")
-    assert series[6] == []  # each row its own list
+    assert series.dtype == pd.ArrowDtype(pa.list_(pa.string()))
+    assert series.tolist() == [["a", "b"], pd.NA, [], ["b", None], ["a"], ["b", "a", "b"], []]
+    assert all(type(value) is list for value in series.dropna())
+    assert series.list.len().tolist()[:3] == [2, pd.NA, 0]
+    assert series.explode().dropna().tolist() == ["a", "b", "b", "a", "b", "a", "b"]
+    series[2].append("mutated")  # a cell is a fresh list: the frame does not change
+    assert series[2] == []
 
 
-@pytest.mark.parametrize("scanned", [16, 0])  # a scan per length, or one sort
-def test_string_lists_of_many_lengths_equal_the_row_by_row_result(
-    scanned: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(records_module, "_SCANNED_LENGTHS", scanned)
+def test_string_lists_of_every_arrow_layout_equal_the_row_by_row_result() -> None:
     rng = np.random.default_rng(1)
-    rows = [
+    rows: list[Any] = [
         None if length < 0 else [f"w{v}" for v in rng.integers(0, 50, length)]
         for length in rng.integers(-1, 40, 2_000).tolist()
     ]
+    expected = [pd.NA if row is None else row for row in rows]
     values = pa.array(rows, pa.list_(pa.string())).slice(5)
-    assert cast_values(values, FIELDS[1]).tolist() == rows[5:]
+    assert cast_values(values, FIELDS[1]).tolist() == expected[5:]
     dictionary = pa.array(rows, pa.list_(pa.dictionary(pa.int32(), pa.string())))
-    assert cast_values(dictionary, FIELDS[1]).tolist() == rows
+    assert cast_values(dictionary, FIELDS[1]).tolist() == expected
     large = pa.array(rows, pa.large_list(pa.large_string()))
-    assert cast_values(large, FIELDS[1]).tolist() == rows
+    assert cast_values(large, FIELDS[1]).tolist() == expected
+    objects = np.empty(len(rows), dtype=object)
+    objects[:] = rows
+    python = cast_values(objects, FIELDS[1])
+    assert python.dtype == pd.ArrowDtype(pa.list_(pa.string()))
+    assert python.tolist() == expected
 
 
 def test_wkb_points_equal_the_wkb_parser() -> None:
