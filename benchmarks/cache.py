@@ -9,6 +9,8 @@ fresh Python process (median of ``--repeat`` runs):
 
 Targets: warm within 2x of the floor; the cache at least 20x faster than a cold read.
 
+odsframe is byte-compiled first, as an install is (``_common.compile_package``).
+
 Run: ``.venv/bin/python benchmarks/cache.py [--records 1000000] [--repeat 3]``
 """
 
@@ -20,10 +22,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import requests
+from _common import compile_package, sample_portal
 
 DATASET = "sample-events"
 
@@ -45,19 +46,6 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "rows": table.num_rows}))
 """
 
 
-def start_portal(records: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "odsframe.cli", "serve", "--sample", "--records", str(records)]
-    proc = subprocess.Popen([*cmd, "--port", "0"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    while True:
-        try:
-            requests.get(f"{url}/api/explore/v2.1/catalog/datasets", timeout=5).raise_for_status()
-            return proc, url
-        except requests.RequestException:
-            time.sleep(0.05)
-
-
 def run(code: str, arg: str, env: dict[str, str]) -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, "-c", code, arg], capture_output=True, text=True, env=env, check=True
@@ -73,9 +61,9 @@ def main() -> None:
 
     import os
 
-    proc, url = start_portal(args.records)
+    compile_package()
     cold, warm, floor = [], [], []
-    try:
+    with sample_portal(args.records) as (_, url, _):
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory(prefix="odsframe-bench-cache-") as folder:
                 env = {**os.environ, "ODSFRAME_CACHE_DIR": folder}
@@ -87,9 +75,6 @@ def main() -> None:
                 warm.append(float(second["seconds"]))  # type: ignore[arg-type]
                 entry = max(Path(folder).rglob("*.parquet"), key=lambda p: p.stat().st_size)
                 floor.append(float(run(FLOOR, str(entry), env)["seconds"]))  # type: ignore[arg-type]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
     c, w, f = statistics.median(cold), statistics.median(warm), statistics.median(floor)
     print(f"{DATASET}, {args.records:,} records, median of {args.repeat} fresh processes")

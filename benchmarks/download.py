@@ -25,7 +25,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, compile_package, sample_portal, status_kb
+
 TARGET_PEAK_MB = 500
 
 _CHILD = """
@@ -61,31 +62,9 @@ print(json.dumps(result))
 @contextlib.contextmanager
 def serve(records: int) -> Iterator[str]:
     """The sample portal with ``records`` events, in its own process; yields its URL."""
-    command = [sys.executable, "-m", "odsframe.cli", "serve", "--sample", "--port", "0"]
-    command += ["--records", str(records)]
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        if not url.startswith("http"):
-            raise RuntimeError(f"the portal did not start (exit code {server.wait()})")
-        elapsed = time.perf_counter() - started
-        print(f"# portal with {records:,} records ready in {elapsed:.1f} s", flush=True)
+    with sample_portal(records) as (_, url, ready):
+        print(f"# portal with {records:,} records ready in {ready:.1f} s", flush=True)
         yield url
-    finally:
-        server.terminate()
-        server.wait(30)
-
-
-def _status_kb(pid: int, key: str) -> int:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def run_download(url: str, chunk_rows: int, workers: int) -> dict[str, float]:
@@ -100,7 +79,7 @@ def run_download(url: str, chunk_rows: int, workers: int) -> dict[str, float]:
         )
         peak_kb = 0
         while child.poll() is None:
-            peak_kb = max(peak_kb, _status_kb(child.pid, "VmRSS"), _status_kb(child.pid, "VmHWM"))
+            peak_kb = max(peak_kb, status_kb(child.pid, "VmRSS"), status_kb(child.pid, "VmHWM"))
             time.sleep(0.01)
         output, _ = child.communicate()
         if child.returncode != 0:
@@ -137,6 +116,7 @@ def main() -> None:
 
     print("# workers 'export': one plain streamed parquet export of everything (the baseline)")
     print(HEADER, flush=True)
+    compile_package()
     with serve(args.records) as url:
         for workers in [0, *args.workers]:
             result = run_download(url, args.chunk_rows, workers)

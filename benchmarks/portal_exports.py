@@ -11,25 +11,16 @@ peak RSS growth over its RSS just before that export.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import requests
+from _common import compile_package, rss_mb, sample_portal
 
 DATASET = "sample-events"
 FORMATS = ("parquet", "csv", "json", "geojson")
 SAMPLE_EVERY = 0.01
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid`` in MB (from ``/proc``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 class PeakSampler:
@@ -56,27 +47,6 @@ class PeakSampler:
         self.peak = max(self.peak, rss_mb(self.pid))
 
 
-def start_server(records: int) -> tuple[subprocess.Popen[str], str]:
-    script = Path(sys.executable).parent / "odsframe"
-    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "odsframe.cli"]
-    command = [
-        *launcher,
-        "serve",
-        "--sample",
-        "--records",
-        str(records),
-        "--port",
-        "0",
-    ]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    url = server.stdout.readline().strip()
-    if not url.startswith("http"):
-        server.kill()
-        raise RuntimeError(f"the server did not print its URL (got {url!r})")
-    return server, url
-
-
 def export(url: str, fmt: str, pid: int) -> tuple[float, float, int, float, float]:
     """``(ttfb, total, bytes, rss_before, peak_growth)`` of one full export."""
     before = rss_mb(pid)
@@ -99,10 +69,8 @@ def export(url: str, fmt: str, pid: int) -> tuple[float, float, int, float, floa
 
 
 def main(records: int, formats: tuple[str, ...]) -> None:
-    start = time.perf_counter()
-    server, url = start_server(records)
-    try:
-        ready = time.perf_counter() - start
+    compile_package()
+    with sample_portal(records) as (server, url, ready):
         print(f"portal with {records:,} records ready in {ready:.1f} s at {url}")
         print(f"server RSS after start: {rss_mb(server.pid):.0f} MB")
         print(
@@ -115,12 +83,6 @@ def main(records: int, formats: tuple[str, ...]) -> None:
                 f"{fmt:<9} {ttfb:>9.2f}s {total:>7.2f}s {size:>14,} {before:>9.0f}MB "
                 f"{growth:>10.0f}MB"
             )
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 if __name__ == "__main__":

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import requests
+from _common import compile_package, peak_rss_mb, sample_portal
 
 DATASET = "sample-events"
 RECORDS = "/api/explore/v2.1/catalog/datasets/{dataset}/records"
@@ -45,29 +43,6 @@ CASES: dict[str, dict[str, str]] = {
 }
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set size (VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_portal(records: int) -> tuple[subprocess.Popen[str], str, float]:
-    started = time.perf_counter()
-    cmd = [sys.executable, "-m", "odsframe.cli", "serve", "--sample", "--records", str(records)]
-    proc = subprocess.Popen([*cmd, "--port", "0"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    while True:
-        try:
-            requests.get(f"{url}/api/explore/v2.1/catalog/datasets", timeout=5).raise_for_status()
-            break
-        except requests.RequestException:
-            time.sleep(0.05)
-    return proc, url, time.perf_counter() - started
-
-
 def measure(
     session: requests.Session, url: str, params: dict[str, str], repeat: int
 ) -> list[float]:
@@ -88,8 +63,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args()
 
-    proc, url, startup = start_portal(args.records)
-    try:
+    compile_package()
+    with sample_portal(args.records) as (proc, url, startup):
         session = requests.Session()
         print(f"portal: {url}, {DATASET} with {args.records:,} records")
         print(f"{'measure':<40} {'p50':>10} {'p95':>10}")
@@ -100,9 +75,6 @@ def main() -> None:
             p95 = statistics.quantiles(timings, n=20)[-1]
             print(f"{name:<40} {p50:>8.1f}ms {p95:>8.1f}ms")
         print(f"{'server peak RSS':<40} {peak_rss_mb(proc.pid):>8.0f}MB")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

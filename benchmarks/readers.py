@@ -38,6 +38,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from _common import compile_package
+
 DATASET = "sample-events"
 PARQUET_EXPORT = "/api/explore/v2.1/catalog/datasets/{dataset}/exports/parquet"
 CSV_EXPORT = "/api/explore/v2.1/catalog/datasets/{dataset}/exports/csv"
@@ -203,6 +205,7 @@ def import_seconds(code: str, repeat: int) -> float:
 def main(records: int, repeat: int, names: list[str]) -> None:
     from odsframe.testing import LocalPortal
 
+    compile_package()
     print(f"building the sample portal ({records:,} records of {DATASET}) ...", flush=True)
     with LocalPortal(sample=True, sample_records=records) as portal:
         results = []

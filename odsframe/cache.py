@@ -1226,13 +1226,31 @@ def _load_sidecar(folder: Path, key: str) -> tuple[dict[str, Any], bytes] | None
     return meta, raw
 
 
+def _read_table(path: Path, *, geo: bool) -> Any:
+    """``pyarrow.parquet.read_table(path)``; for a GeoDataFrame, the geo libraries are
+    imported meanwhile (arrow reads without the GIL, imports need it: a first read in a new
+    process overlaps the two)."""
+    import pyarrow.parquet as pq
+
+    if not geo or all(name in sys.modules for name in ("geopandas", "shapely", "pyproj")):
+        return pq.read_table(path)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="odsframe-cache") as pool:
+        table = pool.submit(pq.read_table, path)
+        import geopandas  # noqa: F401
+        import pyproj  # noqa: F401
+        import shapely  # noqa: F401
+
+        return table.result()
+
+
 def read_entry(key: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """Return the cached frame and its metadata, or ``None`` on a miss.
 
     A missing, corrupt or mismatched entry is a miss (and is removed); it never raises.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     key = _check_key(key)
     folder = _frames_dir(create=False)
@@ -1242,7 +1260,7 @@ def read_entry(key: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
             return None
         meta, raw = loaded
         try:
-            table = pq.read_table(folder / meta["data_file"])
+            table = _read_table(folder / meta["data_file"], geo=meta.get("kind") == "GeoDataFrame")
             embedded = json.loads((table.schema.metadata or {}).get(_META_KEY, b"null"))
             if not isinstance(embedded, dict) or embedded.get("write_id") != meta["write_id"]:
                 raise CacheError("the sidecar does not match its data file")

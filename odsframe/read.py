@@ -59,7 +59,7 @@ from odsframe._http import build_url
 from odsframe._portal_url import portal_host, resolve_portal
 from odsframe._progress import ProgressArg, check_progress, open_progress
 from odsframe._spec import RECORDS_MAX_LIMIT, RECORDS_MAX_WINDOW
-from odsframe.api import ADAPTERS, ExploreAdapter, open_adapter
+from odsframe.api import API_VERSIONS, ExploreAdapter, open_adapter
 from odsframe.errors import (
     CacheError,
     DatasetNotFoundError,
@@ -911,9 +911,9 @@ def _open(
     portal: str, api_key: str | ApiKey | None, session: Any, api_version: str = "2.1"
 ) -> tuple[ExploreAdapter, ApiKey | None]:
     base_url = resolve_portal(portal)
-    if api_version not in ADAPTERS:
+    if api_version not in API_VERSIONS:
         raise InvalidQueryArgument(
-            f"api_version: {api_version!r} is not supported (supported: {', '.join(ADAPTERS)})"
+            f"api_version: {api_version!r} is not supported (supported: {', '.join(API_VERSIONS)})"
         )
     key = resolve_api_key(api_key, host=portal_host(base_url))
     return open_adapter(base_url, version=api_version, api_key=key, session=session), key
