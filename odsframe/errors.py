@@ -97,7 +97,3 @@ class DeprecationNotice(ODSWarning):
 
 class StaleCacheWarning(ODSWarning):
     """A cached frame was served although its freshness could not be checked."""
-
-
-class IncompleteResultWarning(ODSWarning):
-    """The row count does not match the server's total (used when strict checks are off)."""

@@ -2081,7 +2081,7 @@ def record_id_sql(fields: Sequence[PortalField]) -> str:
 
 
 def fts_sql(fields: Sequence[PortalField]) -> str:
-    """SQL computing ``__fts``: lower-cased text values joined by spaces."""
+    """SQL computing ``__fts``: text values joined by spaces, lower-cased, accents removed."""
     parts = []
     for f in fields:
         if f.type != "text":
@@ -2090,4 +2090,4 @@ def fts_sql(fields: Sequence[PortalField]) -> str:
         parts.append(f"array_to_string({col}, ' ')" if f.multivalued else col)
     if not parts:
         return "''"
-    return f"lower(concat_ws(' ', {', '.join(parts)}))"
+    return f"strip_accents(lower(concat_ws(' ', {', '.join(parts)})))"

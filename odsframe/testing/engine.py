@@ -41,6 +41,7 @@ import itertools
 import json
 import math
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -682,8 +683,19 @@ _WORD_CHARS = r"\pL\pN_"
 _TOKEN = re.compile(r"\w+")
 
 
+def fold(text: str) -> str:
+    """Lower case without accents (``Théâtre`` -> ``theatre``), as full-text search compares.
+
+    The same folding as DuckDB's ``strip_accents(lower(...))`` over the ``__fts`` column.
+    """
+    decomposed = unicodedata.normalize("NFD", text.lower())
+    return unicodedata.normalize(
+        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
+    )
+
+
 def _words(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
+    return _TOKEN.findall(fold(text))
 
 
 def _word_regex(word: str, *, left_bound: bool = True, right_bound: bool = True) -> str:
@@ -1483,7 +1495,7 @@ class _Compiler:
         raise self.error("Expected a filter (a comparison, a predicate or a boolean field).", scope)
 
     def full_text(self, text: str) -> Frag:
-        words = text.strip().lower().split()
+        words = fold(text.strip()).split()
         checks: list[Frag] = []
         fts = Frag(ident(HIDDEN_FTS))
         for word in words:
@@ -1701,9 +1713,10 @@ class _Compiler:
         return sql("({})", join(" AND ", checks))
 
     def lower_text(self, val: Val) -> Frag:
+        """The text of ``val`` folded as full-text search compares it (see :func:`fold`)."""
         if val.multivalued:
-            return sql("lower(array_to_string({}, ' '))", val.frag)
-        return sql("lower({})", val.frag)
+            return sql("strip_accents(lower(array_to_string({}, ' ')))", val.frag)
+        return sql("strip_accents(lower({}))", val.frag)
 
     # filter functions ----------------------------------------------------------
     def filter_function(self, node: q.FuncCall, scope: _Scope) -> Frag:

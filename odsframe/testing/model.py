@@ -33,7 +33,7 @@ Hidden columns every table has (never returned as fields; names start with ``__`
 * ``__id`` ``VARCHAR``: the record id (SHA1, ods-api.md section 8.4).
 * ``__timestamp`` ``TIMESTAMPTZ``: the record timestamp (the source file's mtime, or the
   sample's fixed processing time).
-* ``__fts`` ``VARCHAR``: lower-cased text of every text value of the record joined by
+* ``__fts`` ``VARCHAR``: lower-cased, accent-free text of every text value of the record joined by
   ``" "``, for full-text search.
 * ``__bbox__<field>`` ``STRUCT(xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE)`` for
   each geo_shape field (null when the shape is null), for spatial pre-filtering.

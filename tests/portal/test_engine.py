@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from odsframe.testing.engine import compile_query, ensure_udfs, execute, run, run_count
+from odsframe.testing.engine import compile_query, ensure_udfs, execute, fold, run, run_count
 from odsframe.testing.errors import InvalidRESTParameterError, ODSQLError
 from odsframe.testing.model import CompiledQuery, PortalDataset, PortalField
 
@@ -102,7 +102,7 @@ def build_portal(fields: list[PortalField], rows: list[dict[str, Any]], table: s
                 value = json.dumps(value)
             values.append(value)
         record_id = hashlib.sha1(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
-        values += [rowid, record_id, datetime(2024, 1, 1, tzinfo=UTC), " ".join(texts).lower()]
+        values += [rowid, record_id, datetime(2024, 1, 1, tzinfo=UTC), fold(" ".join(texts))]
         for f in shapes:
             shape = row.get(f.name)
             if shape is None:
@@ -386,6 +386,9 @@ def test_full_text_queries_match_whole_words_of_any_text_field(people: Portal) -
     assert where(people, '"star" AND NOT "wars"') == ["Frank"]
     assert where(people, '"europe france"') == ["Alice", "Bob", "Chloé"]
     assert where(people, '"chloé"') == ["Chloé"]
+    assert where(people, '"chloe"') == ["Chloé"]  # accents are ignored, both ways
+    assert where(people, '"CHLOÉ"') == ["Chloé"]
+    assert where(people, '"pâris"') == ["Alice", "Chloé"]
     assert where(people, '"saint-denis"') == ["Eve"]
     assert where(people, '"red"') == ["Alice", "Eve"]  # multivalued values are text too
 
@@ -400,6 +403,8 @@ def test_search_is_fuzzy_on_every_term_but_the_last_which_is_a_prefix(people: Po
     assert where(people, "search('alice')") == ["Alice"]
     assert where(people, "search(*, 'lyo')") == ["Bob"]
     assert where(people, "search(name, city, 'berl')") == ["David"]
+    assert where(people, "search(name, 'chloe')") == ["Chloé"]
+    assert where(people, "suggest('CHLO')") == ["Chloé"]
 
 
 def test_suggest_and_startswith(people: Portal) -> None:

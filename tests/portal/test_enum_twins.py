@@ -73,3 +73,11 @@ def test_a_push_keeps_equality_filters_exact(portal: LocalPortal) -> None:
     assert response.status_code == 200, response.text
     assert total(portal, dataset, where='commune = "Zanzibar"') == 1
     assert not portal.catalog.datasets[dataset].enum_fields
+
+
+def test_full_text_ignores_accents_and_case_over_http(portal: LocalPortal) -> None:
+    theatre = total(portal, "sample-events", where='category = "Théâtre"')
+    assert theatre > 0
+    for spelling in ('"theatre"', '"THÉÂTRE"', '"Théâtre"', "search(category, 'theatr')"):
+        assert total(portal, "sample-events", where=spelling) >= theatre, spelling
+    assert total(portal, "sample-events", where='"theatre" AND category = "Théâtre"') == theatre
