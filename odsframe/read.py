@@ -1142,7 +1142,25 @@ def explain_with(
     lines.extend(f"  GET {url}" for url in made)
     lines.append("Not made (what read_ods would request next):")
     lines.extend("  " + line for line in adapter.explain(plan).splitlines())
+    lines.extend("  " + line for line in _slicing_note(plan, READ_CHUNK_ROWS))
     return "\n".join(lines)
+
+
+def _slicing_note(plan: Plan, chunk_rows: int) -> list[str]:
+    """How an export read past ``chunk_rows`` records is split (empty when it is not)."""
+    if plan.route != "export" or plan.total is None or plan.total <= chunk_rows:
+        return []
+    if plan.query.limit is not None:
+        return []  # a limited export is one part
+    parts = math.ceil(plan.total / chunk_rows)
+    return [
+        f"More than {chunk_rows:,} records: the export is downloaded in about {parts} slices "
+        f"of at most {chunk_rows:,} records, {READ_WORKERS} at a time.",
+        "Each slice is the request above with one more where condition on a sortable field "
+        "(a range of its values, or IS NULL).",
+        "The field and its cut points come from one aggregate request and limit=0 counts "
+        "(odsframe.download explains the method).",
+    ]
 
 
 def _explain_offline(

@@ -117,6 +117,33 @@ def test_frame_values_become_push_json() -> None:
     assert isinstance(first["n"], int) and isinstance(first["flag"], bool)
 
 
+def test_arrow_list_cells_become_json_arrays() -> None:
+    tags = pd.Series(
+        pd.arrays.ArrowExtensionArray(pa.array([["a", "b"], None, []], pa.list_(pa.string())))
+    )
+    first, second, third = to_push_records(pd.DataFrame({"tags": tags}))
+    assert first == {"tags": ["a", "b"]}
+    assert second == {}
+    assert third == {"tags": []}
+
+
+def test_a_frame_read_with_read_ods_pushes_back_unchanged(portal: LocalPortal) -> None:
+    frame = odsframe.read_ods(portal.url, STATIONS, order_by="stationcode", limit=3, cache=False)
+    frame["stationcode"] = ["NEW-1", "NEW-2", "NEW-3"]
+    frame.loc[frame.index[2], "payment"] = None
+    odsframe.push(portal.url, STATIONS, "realtime", frame, pushkey=SAMPLE_PUSH_KEY)
+    back = odsframe.read_ods(
+        portal.url,
+        STATIONS,
+        where={"stationcode": ["NEW-1", "NEW-2", "NEW-3"]},
+        order_by="stationcode",
+        cache=False,
+    )
+    assert back["payment"].dtype == frame["payment"].dtype
+    assert back["payment"].tolist() == frame["payment"].tolist()
+    assert back["payment"].isna().tolist() == [False, False, True]
+
+
 def test_geometries_points_as_lat_lon_and_shapes_as_geojson() -> None:
     frame = gpd.GeoDataFrame(
         {

@@ -81,3 +81,35 @@ def test_offline_spatial_explain_needs_the_geo_field(recording_session: Any) -> 
     )
     assert "in_bbox%28geo_point_2d" in text
     assert recording_session.urls == []
+
+
+@pytest.mark.parametrize(
+    ("total", "limit", "slices"), [(3_000_000, None, 2), (9_000_001, None, 5), (1_500_000, None, 0)]
+)
+def test_explain_says_when_a_large_export_is_read_in_slices(
+    total: int, limit: int | None, slices: int
+) -> None:
+    from odsframe.query import Plan
+    from odsframe.read import READ_CHUNK_ROWS, _slicing_note, build_query
+
+    plan = Plan.build(
+        build_query(EVENTS, limit=limit), total=total, export_formats=["parquet", "csv"]
+    )
+    assert plan.route == "export"
+    note = "\n".join(_slicing_note(plan, READ_CHUNK_ROWS))
+    if not slices:
+        assert note == ""
+    else:
+        assert f"about {slices} slices of at most {READ_CHUNK_ROWS:,} records" in note
+        assert "where condition on a sortable field" in note
+
+
+def test_a_limited_export_is_one_part_in_the_explanation() -> None:
+    from odsframe.query import Plan
+    from odsframe.read import _slicing_note, build_query
+
+    plan = Plan.build(
+        build_query(EVENTS, limit=50_000), total=9_000_000, export_formats=["parquet"]
+    )
+    assert plan.route == "export"
+    assert _slicing_note(plan, 10_000) == []
