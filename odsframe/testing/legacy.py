@@ -11,9 +11,11 @@ The ``q`` subset understood: words (prefix match on every text field, as ``sugge
 ``"quoted phrases"`` (full-text), ``AND``/``OR``/``NOT`` with parentheses (adjacent terms
 are AND-ed), field queries ``field:value`` (also ``==``, ``=``, ``>``, ``<``, ``>=``, ``<=``;
 dates as ``YYYY``, ``YYYY/MM``, ``YYYY/MM/DD`` or ISO), ``field:[a TO b]``, and the functions
-``#null(f)``, ``#exact(f, "v")``, ``#startswith(f, "v")`` and ``#search(f, ..., "text")``. A
-``name:value`` whose name is not a field is searched as text. Other ``#`` functions answer
-400.
+``#null(f)``, ``#exact(f, "v")``, ``#startswith(f, "v")``, ``#search(f, ..., "text")``,
+``#distance(f, "lat, lon", metres)``, ``#polygon(f, "(lat,lon),(lat,lon),...")`` and
+``#now(...)`` as a date value (``start >= #now(days=-7)``; ``weeks=`` and ``weekday=MO(2)``
+too). A ``name:value`` whose name is not a field is searched as text. Other ``#`` functions
+(``#geometry``, ``#attr``) answer 400.
 """
 
 from __future__ import annotations
@@ -31,7 +33,18 @@ from odsframe.testing.model import PortalDataset, PortalField
 _FIELD_QUERY = re.compile(r"([A-Za-z_][\w.\-]*)\s*(==|>=|<=|:|=|>|<)\s*")
 _DATE_VALUE = re.compile(r"\d{4}([/-]\d{1,2}([/-]\d{1,2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?)?)?")
 _NUMBER_VALUE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_SUPPORTED_FUNCTIONS = ("null", "exact", "startswith", "search")
+_SUPPORTED_FUNCTIONS = ("null", "exact", "startswith", "search", "distance", "polygon")
+_NOW_VALUE = re.compile(r"#now\s*\((?:[^()]|\([^()]*\))*\)", re.IGNORECASE)
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+_WEEKDAY_PLURALS = (
+    "mondays",
+    "tuesdays",
+    "wednesdays",
+    "thursdays",
+    "fridays",
+    "saturdays",
+    "sundays",
+)
 
 
 class V1QueryError(InvalidRESTParameterError):
@@ -139,6 +152,8 @@ def tokenize_v1(text: str) -> list[_Token]:
                         f"Invalid value for q API parameter: unclosed range in {text!r}."
                     )
                 value, index, quoted = text[value_start : close + 1], close + 1, False
+            elif (now := _NOW_VALUE.match(text, value_start)) is not None:
+                value, index, quoted = now.group(0), now.end(), False
             else:
                 bare = re.compile(r"[^\s()]*").match(text, value_start)
                 assert bare is not None
@@ -244,6 +259,8 @@ class _V1Translator:
                 + ", ".join(f"#{n}()" for n in _SUPPORTED_FUNCTIONS)
                 + ")"
             )
+        if name in ("distance", "polygon"):
+            return self.geo_function(name, arguments)
         fields = [self.field_name(a) for a in arguments if not a.startswith('"')]
         texts = [a for a in arguments if a.startswith('"')]
         if name == "null":
@@ -261,6 +278,52 @@ class _V1Translator:
                 raise self.error("#startswith() takes a field name and a quoted prefix")
             return f"startswith({fields[0]}, {texts[-1]})"
         return f"search({', '.join([*fields, texts[-1]])})"
+
+    def geo_function(self, name: str, arguments: tuple[str, ...]) -> str:
+        """``#distance(f, "lat, lon", metres)`` and ``#polygon(f, "(lat,lon),...")``."""
+        expected = 3 if name == "distance" else 2
+        if len(arguments) != expected or not arguments[1].startswith('"'):
+            usage = (
+                '#distance(field, "lat, lon", metres)'
+                if name == "distance"
+                else '#polygon(field, "(lat,lon),(lat,lon),...")'
+            )
+            raise self.error(f"#{name}() is written {usage}")
+        field = self.fields.get(arguments[0])
+        if field is None or field.type not in ("geo_point_2d", "geo_shape"):
+            raise self.error(f"#{name}() needs a geo field, not {arguments[0]!r}")
+        target = odsql.quote_name(field.name)
+        where = f"#{name}"
+        if name == "distance":
+            lat, lon = _numbers(arguments[1][1:-1], where, 2, self.text)
+            (metres,) = _numbers(arguments[2], where, 1, self.text)
+            return distance_odsql(target, lat, lon, metres)
+        numbers = _numbers(arguments[1][1:-1], where, None, self.text)
+        if len(numbers) % 2 or len(numbers) < 6:
+            raise self.error("#polygon() needs at least three (lat,lon) points")
+        return polygon_odsql(target, numbers)
+
+    def now_value(self, value: str) -> str:
+        """A v1 ``#now(...)`` as the ODSQL ``now(...)`` (``weeks`` and ``MO(2)`` rewritten)."""
+        inside = value[value.index("(") + 1 : value.rindex(")")]
+        named: list[str] = []
+        for argument in _split_arguments(inside):
+            key, separator, raw = argument.partition("=")
+            key, raw = key.strip().lower(), raw.strip()
+            if not separator:
+                raise self.error(f"#now() takes named arguments, not {argument!r}")
+            weekday = re.fullmatch(r"([A-Za-z]{2})\s*(\(\s*([+-]?\d+)\s*\))?", raw)
+            if key == "weekday" and weekday and weekday.group(1).upper() in _WEEKDAYS:
+                day = _WEEKDAYS.index(weekday.group(1).upper())
+                count = int(weekday.group(3) or 0)
+                named.append(f"{_WEEKDAY_PLURALS[day]}={count}" if count else f"weekday={day}")
+                continue
+            if not re.fullmatch(r"[+-]?\d+", raw):
+                raise self.error(f"#now() argument {key} must be an integer, not {raw!r}")
+            if key == "weeks":
+                key, raw = "days", str(7 * int(raw))
+            named.append(f"{key}={int(raw)}")
+        return f"now({', '.join(named)})"
 
     def field_name(self, name: str) -> str:
         if name == "*":
@@ -291,6 +354,8 @@ class _V1Translator:
             if not _NUMBER_VALUE.fullmatch(value):
                 raise self.error(f"{portal_field.name} is a number, not {value!r}")
             return value
+        if kind in ("date", "datetime") and not quoted and _NOW_VALUE.fullmatch(value):
+            return self.now_value(value)
         if kind in ("date", "datetime") and _DATE_VALUE.fullmatch(value):
             return "date'" + value.replace("/", "-") + "'"
         if kind == "boolean" and value.lower() in ("true", "false"):
@@ -338,21 +403,56 @@ def _geo_field(dataset: PortalDataset, parameter: str) -> str:
     )
 
 
-def _numbers(text: str, parameter: str, count: int | None = None) -> list[float]:
+_EXPECTED_NUMBERS = {
+    1: "a number of metres is expected",
+    2: "lat,lon is expected",
+    3: "lat,lon,distance is expected",
+    None: "(lat,lon),(lat,lon),... is expected",
+}
+
+
+def _numbers(
+    text: str, parameter: str, count: int | None = None, q: str | None = None
+) -> list[float]:
+    """The comma-separated numbers of a geofilter value (parentheses ignored).
+
+    ``parameter`` names the request parameter (or, with ``q``, the ``#`` function of that
+    v1 query) in the error.
+    """
     try:
         numbers = [float(part) for part in text.replace("(", " ").replace(")", " ").split(",")]
     except ValueError:
         numbers = []
     if not numbers or (count is not None and len(numbers) != count):
-        raise InvalidRESTParameterError(
-            f"Invalid value for {parameter} API parameter: {text!r} was found but "
-            + (
-                "lat,lon,distance is expected."
-                if count == 3
-                else "(lat,lon),(lat,lon),... is expected."
+        expected = _EXPECTED_NUMBERS[count]
+        if q is not None:
+            raise V1QueryError(
+                f"Invalid value for q API parameter: {parameter}() got {text!r} but {expected} "
+                f"(in {q!r})."
             )
+        raise InvalidRESTParameterError(
+            f"Invalid value for {parameter} API parameter: {text!r} was found but {expected}."
         )
     return numbers
+
+
+def distance_odsql(field: str, lat: float, lon: float, metres: float) -> str:
+    """ODSQL for "``field`` within ``metres`` of (lat, lon)" (v1 ``geofilter.distance``)."""
+    return f"within_distance({field}, geom'POINT({lon!r} {lat!r})', {metres!r}m)"
+
+
+def polygon_odsql(field: str, numbers: Sequence[float]) -> str:
+    """ODSQL for "``field`` intersects the polygon of (lat, lon) pairs" (v1)."""
+    if len(numbers) % 2 or len(numbers) < 6:
+        raise InvalidRESTParameterError(
+            f"Invalid polygon: {list(numbers)!r} was found but at least three (lat,lon) points "
+            "are expected."
+        )
+    points = [(numbers[i + 1], numbers[i]) for i in range(0, len(numbers), 2)]
+    if points[0] != points[-1]:
+        points.append(points[0])
+    ring = ", ".join(f"{lon!r} {lat!r}" for lon, lat in points)
+    return f"intersects({field}, geom'POLYGON(({ring}))')"
 
 
 def legacy_filters(query: QueryParams, dataset: PortalDataset) -> LegacyFilters:
@@ -372,7 +472,7 @@ def legacy_filters(query: QueryParams, dataset: PortalDataset) -> LegacyFilters:
     if distance:
         lat, lon, metres = _numbers(distance, "geofilter.distance", 3)
         field = _geo_field(dataset, "geofilter.distance")
-        where.append(f"within_distance({field}, geom'POINT({lon!r} {lat!r})', {metres!r}m)")
+        where.append(distance_odsql(field, lat, lon, metres))
     polygon = query.get("geofilter.polygon")
     if polygon:
         numbers = _numbers(polygon, "geofilter.polygon")
@@ -381,12 +481,8 @@ def legacy_filters(query: QueryParams, dataset: PortalDataset) -> LegacyFilters:
                 f"Invalid value for geofilter.polygon API parameter: {polygon!r} was found but "
                 "at least three (lat,lon) points are expected."
             )
-        points = [(numbers[i + 1], numbers[i]) for i in range(0, len(numbers), 2)]
-        if points[0] != points[-1]:
-            points.append(points[0])
-        ring = ", ".join(f"{lon!r} {lat!r}" for lon, lat in points)
         field = _geo_field(dataset, "geofilter.polygon")
-        where.append(f"intersects({field}, geom'POLYGON(({ring}))')")
+        where.append(polygon_odsql(field, numbers))
     select = None
     fields_param = query.get("fields")
     if fields_param and fields_param.strip():

@@ -202,6 +202,47 @@ def test_geofilter_distance(portal: LocalPortal, stations: list[dict[str, Any]])
     assert inside <= got and not got & outside
 
 
+def test_v1_geo_functions_in_q(portal: LocalPortal, stations: list[dict[str, Any]]) -> None:
+    by_param = download(portal, format="json", **{"geofilter.distance": "48.8566,2.3522,2500"})
+    by_function = download(
+        portal, format="json", q='#distance(coordonnees_geo, "48.8566, 2.3522", 2500)'
+    )
+    expected = {r["recordid"] for r in by_param.json()}
+    assert expected and {r["recordid"] for r in by_function.json()} == expected
+
+    polygon = '#polygon(coordonnees_geo, "(48.85,2.30),(48.85,2.40),(48.89,2.40),(48.89,2.30)")'
+    got = {r["recordid"] for r in download(portal, format="json", q=polygon).json()}
+    inside = {
+        r["_id"]
+        for r in stations
+        if 48.85 < r["coordonnees_geo"]["lat"] < 48.89 and 2.30 < r["coordonnees_geo"]["lon"] < 2.40
+    }
+    assert inside and got == inside
+    both = download(portal, format="json", q=f"{polygon} AND commune:Paris").json()
+    assert {r["recordid"] for r in both} == {
+        r["_id"] for r in stations if r["_id"] in inside and r["commune"] == "Paris"
+    }
+
+
+@pytest.mark.parametrize(
+    ("q", "expect_all"),
+    [
+        ("opened_on >= #now(years=-100)", True),
+        ("opened_on > #now(years=10)", False),
+        ("opened_on <= #NOW(weeks=-2, weekday=MO(1))", True),
+        ("duedate < #now(hours=1, minute=0)", True),
+    ],
+)
+def test_v1_now_as_a_date_value(
+    portal: LocalPortal, stations: list[dict[str, Any]], q: str, expect_all: bool
+) -> None:
+    field = q.split()[0]
+    exported = download(portal, format="json", q=q).json()
+    dated = {r["_id"] for r in stations if r.get(field) is not None}
+    assert dated
+    assert {r["recordid"] for r in exported} == (dated if expect_all else set())
+
+
 def test_api_key_opens_restricted_datasets(
     portal: LocalPortal, ods_error: Callable[[requests.Response, int, str], dict[str, Any]]
 ) -> None:
@@ -219,6 +260,28 @@ def test_api_key_opens_restricted_datasets(
         ({"csv_separator": ";;"}, 400, "InvalidRESTParameterError", "csv_separator"),
         ({"timezone": "Mars/Base"}, 400, "InvalidRESTParameterError", "timezone"),
         ({"q": "#now(days=-1)"}, 400, "InvalidRESTParameterError", "#now()"),
+        ({"q": '#geometry(geo_shape, "polygon")'}, 400, "InvalidRESTParameterError", "#geometry"),
+        ({"q": '#distance(name, "48.8, 2.3", 10)'}, 400, "InvalidRESTParameterError", "geo field"),
+        (
+            {"q": '#distance(coordonnees_geo, "48.8", 10)'},
+            400,
+            "InvalidRESTParameterError",
+            "lat,lon is expected",
+        ),
+        (
+            {"q": "#distance(coordonnees_geo, 48.8, 10)"},
+            400,
+            "InvalidRESTParameterError",
+            "written",
+        ),
+        (
+            {"q": '#polygon(coordonnees_geo, "(48.8,2.3),(48.9,2.4)")'},
+            400,
+            "InvalidRESTParameterError",
+            "three",
+        ),
+        ({"q": "opened_on > #now(days=x)"}, 400, "InvalidRESTParameterError", "integer"),
+        ({"q": "opened_on > #now(2)"}, 400, "InvalidRESTParameterError", "named"),
         ({"q": '"unclosed'}, 400, "InvalidRESTParameterError", "unclosed quote"),
         ({"q": "(commune:Paris"}, 400, "InvalidRESTParameterError", "parenthesis"),
         ({"q": "capacity>many"}, 400, "InvalidRESTParameterError", "number"),
