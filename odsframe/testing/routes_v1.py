@@ -1138,10 +1138,10 @@ def datasets_search(api: ApiRequest) -> Any:
 
 
 def v1_routes() -> list[ApiRoute]:
-    """The Search API v1 routes (their errors answer with the v1 body)."""
+    """The Search API v1 routes: GET or POST (form-encoded), errors with the v1 body."""
 
     def route(path: str, handler: Any) -> ApiRoute:
-        return ApiRoute(path, handler, error_response=v1_error_response)
+        return ApiRoute(path, handler, error_response=v1_error_response, methods=("GET", "POST"))
 
     dataset = f"{DATASETS}/{{dataset_id}}"
     return [

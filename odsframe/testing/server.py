@@ -50,7 +50,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
@@ -461,10 +461,12 @@ class ApiRequest:
     request: Request
     state: PortalState
     api_key: str | None
+    #: The parameters when they are not just the URL's (a v1 POST adds its form body).
+    params: QueryParams | None = None
 
     @property
     def query(self) -> QueryParams:
-        return self.request.query_params
+        return self.params if self.params is not None else self.request.query_params
 
     @property
     def path_params(self) -> Mapping[str, Any]:
@@ -553,23 +555,30 @@ Handler = Callable[[ApiRequest], Any]
 
 
 def api_endpoint(
-    handler: Handler, *, error_response: ErrorRenderer = v2_error_response
+    handler: Handler,
+    *,
+    error_response: ErrorRenderer = v2_error_response,
+    form_posts: bool = False,
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler: auth check, threadpool, ODS error bodies, 500 on anything unexpected.
 
     The handler runs on the portal's handler threads (it may block on DuckDB) and returns a
-    ``Response`` or a JSON-ready payload.
+    ``Response`` or a JSON-ready payload. With ``form_posts``, a POST's form-encoded body
+    adds to the URL's parameters (v1); other endpoints leave the body to their handler.
     """
 
     async def endpoint(request: Request) -> Response:
         state: PortalState = request.app.state.portal
         try:
-            api_key = request_api_key(request.headers, request.query_params)
+            post = form_posts and request.method == "POST"
+            params = await posted_params(request) if post else None
+            query = params if params is not None else request.query_params
+            api_key = request_api_key(request.headers, query)
             if api_key is not None and api_key not in state.api_keys:
                 raise UnauthorizedError("The API key is not valid for this portal.")
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(
-                state.executor, handler, ApiRequest(request, state, api_key)
+                state.executor, handler, ApiRequest(request, state, api_key, params)
             )
         except PortalError as error:
             return error_response(error)
@@ -588,20 +597,54 @@ def api_endpoint(
     return endpoint
 
 
+#: Largest form body a POST may carry (v1 takes POST to get around URL length limits).
+MAX_FORM_BYTES = 1 << 20
+
+
+async def posted_params(request: Request) -> QueryParams:
+    """The URL's parameters followed by those of a form-encoded body (a v1 POST)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ("", "application/x-www-form-urlencoded"):
+        raise InvalidRESTParameterError(
+            f"POST parameters must be form-encoded (application/x-www-form-urlencoded), "
+            f"not {media_type!r}."
+        )
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise InvalidRESTParameterError(
+                f"The POST body is larger than {MAX_FORM_BYTES:,} bytes."
+            )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRESTParameterError("The POST body is not UTF-8.") from None
+    form = parse_qsl(text, keep_blank_values=True)
+    return QueryParams([*request.query_params.multi_items(), *form])
+
+
 @dataclass(frozen=True)
 class ApiRoute:
-    """One API path (served with and without a trailing slash, never redirected)."""
+    """One API path (served with and without a trailing slash, never redirected).
+
+    ``methods`` is ``("GET",)`` except for the v1 routes, which take POST too (the
+    parameters then come from the URL and the form body).
+    """
 
     path: str
     handler: Handler
     error_response: ErrorRenderer = v2_error_response
+    methods: tuple[str, ...] = ("GET",)
 
     def routes(self) -> list[Route]:
-        endpoint = api_endpoint(self.handler, error_response=self.error_response)
+        endpoint = api_endpoint(
+            self.handler, error_response=self.error_response, form_posts="POST" in self.methods
+        )
         bare = self.path.rstrip("/")
         return [
-            Route(bare, endpoint, methods=["GET"]),
-            Route(bare + "/", endpoint, methods=["GET"]),
+            Route(bare, endpoint, methods=list(self.methods)),
+            Route(bare + "/", endpoint, methods=list(self.methods)),
         ]
 
 

@@ -332,3 +332,46 @@ def test_errors_have_the_v1_body(
     portal: LocalPortal, params: dict[str, Any], status: int, fragment: str
 ) -> None:
     assert fragment in v1_error(search(portal, **params), status)
+
+
+# -- POST -----------------------------------------------------------------------------------
+
+
+def test_post_with_a_form_body_answers_as_get(portal: LocalPortal) -> None:
+    params = {
+        "dataset": "sample-events",
+        "q": "category:Concert AND price>20",
+        "rows": "7",
+        "sort": "-price",
+        "facet": "category",
+    }
+    by_get = search(portal, **params).json()
+    by_post = requests.post(f"{portal.url}{SEARCH}", data=params, timeout=30)
+    assert by_post.status_code == 200, by_post.text
+    assert by_post.json() == by_get
+    assert by_post.json()["nhits"] > 7
+    # URL and body parameters add up; a long q fits in a body
+    mixed = requests.post(
+        f"{portal.url}{SEARCH}?dataset=sample-events", data={"rows": "3"}, timeout=30
+    ).json()
+    assert len(mixed["records"]) == 3
+    long_q = " OR ".join(f"event_id:EV-{i:07d}" for i in range(1, 400))
+    assert len(long_q) > 8_000
+    answer = requests.post(
+        f"{portal.url}{SEARCH}", data={"dataset": "sample-events", "q": long_q}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    expected = v21_total(portal, "event_id >= 'EV-0000001' AND event_id <= 'EV-0000399'")
+    assert expected > 0 and answer.json()["nhits"] == expected
+
+
+def test_post_carries_the_api_key_and_checks_its_body(portal: LocalPortal) -> None:
+    private = {"dataset": "sample-budget-restricted", "rows": "1"}
+    denied = requests.post(f"{portal.url}{SEARCH}", data=private, timeout=30)
+    v1_error(denied, 401)
+    allowed = requests.post(f"{portal.url}{SEARCH}", data={**private, "apikey": "v1-key"})
+    assert allowed.status_code == 200 and allowed.json()["nhits"] > 0
+    as_json = requests.post(f"{portal.url}{SEARCH}", json=private, timeout=30)
+    assert "form-encoded" in v1_error(as_json, 400)
+    v21 = requests.post(f"{portal.url}/api/explore/v2.1/catalog/datasets", timeout=30)
+    assert v21.status_code == 405  # v2.x is GET only
