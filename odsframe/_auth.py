@@ -3,9 +3,14 @@
 The key chain, first match wins:
 
 1. the ``api_key=`` argument;
-2. the environment: ``ODS_APIKEY``, ``ODS_API_KEY``, ``HUWISE_API_KEY`` (in that order);
+2. the environment: ``ODS_APIKEY``, ``ODS_API_KEY``, ``HUWISE_API_KEY`` (in that order).
+   A variable holds either one key for every portal, or keys per portal host:
+   ``data.example.org=KEY1,other.example.com=KEY2`` (commas, semicolons or spaces between
+   the pairs); a host missing from such a list gets no key from that variable;
 3. the system keyring: ``keyring.get_password("odsframe", <portal host>)``, when the
-   optional ``keyring`` package is installed and has a working backend.
+   optional ``keyring`` package is installed and has a working backend;
+4. the netrc file (``$NETRC`` or ``~/.netrc``): the ``password`` of the portal host's
+   ``machine`` entry.
 
 A key is sent only as the ``Authorization: Apikey <key>`` header (:class:`ApiKeyAuth`),
 never in a URL. :class:`ApiKey` masks itself in ``repr``/``str``, and cache keys use
@@ -17,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -97,6 +103,42 @@ def _from_keyring(host: str) -> str | None:
     return value or None
 
 
+#: ``host=key`` (a host: letters, digits, dots and dashes, optionally ``:port``).
+_HOST_KEY = re.compile(r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?)=(?P<key>\S+)")
+
+
+def _env_key(value: str, host: str | None) -> str | None:
+    """The key an environment variable gives for ``host``: its whole value, or the entry of
+    ``host`` when the value is a list of ``host=key`` pairs."""
+    items = [item for item in re.split(r"[,;\s]+", value) if item]
+    pairs = [_HOST_KEY.fullmatch(item) for item in items]
+    if not items or not all(pairs):
+        return value
+    # Every item is host=key: a per-portal list (a bare key never contains "=" after
+    # a dotted host name, and ODS keys are letters and digits).
+    if not all("." in m["host"] or m["host"].split(":")[0] == "localhost" for m in pairs if m):
+        return value
+    wanted = (host or "").lower()
+    for match in pairs:
+        if match is not None and match["host"].lower() in (wanted, wanted.split(":")[0]):
+            return match["key"]
+    return None
+
+
+def _from_netrc(host: str, environ: Mapping[str, str]) -> str | None:
+    import netrc
+
+    path = environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    if not os.path.isfile(path):
+        return None
+    try:
+        entry = netrc.netrc(path).authenticators(host.split(":")[0])
+    except (OSError, netrc.NetrcParseError) as err:
+        logger.debug("netrc look-up for %s failed: %s", host, type(err).__name__)
+        return None
+    return entry[2] if entry and entry[2] else None
+
+
 def resolve_api_key(
     api_key: str | ApiKey | None = None,
     *,
@@ -104,14 +146,15 @@ def resolve_api_key(
     environ: Mapping[str, str] | None = None,
     use_keyring: bool = True,
 ) -> ApiKey | None:
-    """The API key to use, from the argument, the environment or the keyring.
+    """The API key to use, from the argument, the environment, the keyring or netrc.
 
     Parameters
     ----------
     api_key
         An explicit key; wins over everything else.
     host
-        The portal's host, used as the keyring user name (``data.example.org``).
+        The portal's host (``data.example.org``): the keyring user name, the netrc machine
+        and the key of a per-portal environment list.
     environ
         The environment to read (``os.environ`` by default).
     use_keyring
@@ -129,12 +172,17 @@ def resolve_api_key(
     env = os.environ if environ is None else environ
     for name in ENV_VARS:
         value = env.get(name, "").strip()
-        if value:
-            return ApiKey(value, source=f"env:{name}")
+        key = _env_key(value, host) if value else None
+        if key:
+            return ApiKey(key, source=f"env:{name}")
     if use_keyring and host:
         stored = _from_keyring(host)
         if stored:
             return ApiKey(stored, source="keyring")
+    if host:
+        password = _from_netrc(host, env)
+        if password:
+            return ApiKey(password, source="netrc")
     return None
 
 

@@ -40,6 +40,8 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv(cache.CACHE_DIR_ENV, str(folder))
     for name in ("ODS_APIKEY", "ODS_API_KEY", "HUWISE_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+    # No key from the developer's own ~/.netrc either.
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     cache.set_cache_dir(None)
     yield folder
     cache.set_cache_dir(None)

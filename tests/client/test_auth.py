@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -22,6 +23,7 @@ from odsframe.errors import InvalidQueryArgument
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", "/nonexistent/odsframe-test-netrc")
     # A keyring backend that always fails: no key can come from a real user keyring.
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     import keyring.backends.fail
@@ -67,6 +69,57 @@ def test_an_explicit_environment_mapping(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("ODS_APIKEY", "process-env")
     key = resolve_api_key(environ={"HUWISE_API_KEY": "given"})
     assert key is not None and key.reveal() == "given"
+
+
+def test_a_per_portal_environment_list_gives_each_host_its_key(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("ODS_APIKEY", "data.example.org=k-data, other.example.com=k-other")
+    clean_env.setenv("HUWISE_API_KEY", "127.0.0.1=k-local;localhost:8000=k-port")
+    for host, expected, source in [
+        ("data.example.org", "k-data", "env:ODS_APIKEY"),
+        ("DATA.example.org", "k-data", "env:ODS_APIKEY"),
+        ("other.example.com", "k-other", "env:ODS_APIKEY"),
+        ("127.0.0.1:41234", "k-local", "env:HUWISE_API_KEY"),  # the port is optional
+        ("localhost:8000", "k-port", "env:HUWISE_API_KEY"),
+    ]:
+        key = resolve_api_key(host=host, use_keyring=False)
+        assert key is not None and (key.reveal(), key.source) == (expected, source), host
+    # a portal in no list gets no key: another portal's key is never sent to it
+    assert resolve_api_key(host="third.example.net", use_keyring=False) is None
+    clean_env.setenv("ODS_API_KEY", "a-global-key")
+    key = resolve_api_key(host="third.example.net", use_keyring=False)
+    assert key is not None and (key.reveal(), key.source) == ("a-global-key", "env:ODS_API_KEY")
+
+
+@pytest.mark.parametrize("value", ["abc=", "k3y==", "token=abc123", "a=b=c"])
+def test_keys_that_look_a_little_like_pairs_are_plain_keys(
+    clean_env: pytest.MonkeyPatch, value: str
+) -> None:
+    clean_env.setenv("ODS_APIKEY", value)
+    key = resolve_api_key(host="data.example.org", use_keyring=False)
+    assert key is not None and key.reveal() == value
+
+
+def test_netrc_is_the_last_source(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text(
+        "machine data.example.org login me password netrc-key\nmachine other.example.com login me\n"
+    )
+    netrc_file.chmod(0o600)
+    clean_env.setenv("NETRC", str(netrc_file))
+    key = resolve_api_key(host="data.example.org:443")
+    assert key is not None and (key.reveal(), key.source) == ("netrc-key", "netrc")
+    assert resolve_api_key(host="other.example.com") is None  # no password
+    assert resolve_api_key(host="elsewhere.example.org") is None
+    clean_env.setenv("ODS_APIKEY", "env-first")
+    key = resolve_api_key(host="data.example.org")
+    assert key is not None and key.source == "env:ODS_APIKEY"
+    netrc_file.write_text("machine broken")
+    clean_env.delenv("ODS_APIKEY")
+    assert resolve_api_key(host="data.example.org") is None
+    clean_env.setenv("NETRC", str(tmp_path / "missing"))
+    assert resolve_api_key(host="data.example.org") is None
 
 
 def test_a_failing_keyring_backend_means_no_key(
