@@ -402,12 +402,20 @@ def fetch_page(
         try:
             if compiled.prepare is not None:
                 compiled.prepare(cursor)
-            row = cursor.execute(compiled.keys_sql, compiled.keys_params).fetchall()[0]
-            total, ids = int(row[0]), list(row[1] or ())
-            id_list = ", ".join(str(int(i)) for i in ids) or "NULL"  # NULL: an empty page
-            rows_sql = compiled.rows_sql.replace(engine.ROWIDS, id_list)
-            params = list(compiled.rows_params) or None
-            rows = cursor.sql(rows_sql, params=params).to_arrow_table()
+            # One transaction: both statements see the same snapshot, so a push between
+            # them cannot take a row of the page away.
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                row = cursor.execute(compiled.keys_sql, compiled.keys_params).fetchall()[0]
+                total, ids = int(row[0]), list(row[1] or ())
+                id_list = ", ".join(str(int(i)) for i in ids) or "NULL"  # NULL: an empty page
+                rows_sql = compiled.rows_sql.replace(engine.ROWIDS, id_list)
+                params = list(compiled.rows_params) or None
+                rows = cursor.sql(rows_sql, params=params).to_arrow_table()
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
         finally:
             engine.release(cursor, compiled)
     # Sorting the page's few rows here is cheaper than an ORDER BY over them in DuckDB.

@@ -106,3 +106,49 @@ def test_pushed_records_are_found_by_the_page_plan_after_writes(portal: LocalPor
     assert after == before + 1
     last = requests.get(url, params={"limit": 1, "offset": after - 1}).json()["results"]
     assert last and last[0][text_field] == "page-plan-probe"
+
+
+def test_an_evaluation_error_in_a_page_is_an_odsql_error_and_the_cursor_recovers(
+    portal: LocalPortal,
+) -> None:
+    url = f"{portal.url}{API}/sample-events/records"
+    overflow = {"select": "attendance * 9223372036854775807 AS big", "order_by": "start"}
+    bad = requests.get(url, params={**overflow, "limit": 5})
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["error_code"] == "ODSQLError"
+    good = requests.get(url, params={"order_by": "start", "limit": 5})
+    assert good.status_code == 200 and len(good.json()["results"]) == 5
+
+
+def test_pages_stay_whole_while_records_are_replaced(portal: LocalPortal) -> None:
+    """A push replacing records between the two statements of a page takes no row away."""
+    import threading
+
+    import odsframe
+    from odsframe.testing.routes_push import SAMPLE_PUSH_DATASET, SAMPLE_PUSH_KEY
+
+    first = odsframe.read_ods(portal.url, SAMPLE_PUSH_DATASET, limit=40, cache=False)
+    stop = threading.Event()
+    pushes = 0
+
+    def pusher() -> None:  # the same records again: each push deletes and re-appends them
+        nonlocal pushes
+        while not stop.is_set():
+            odsframe.push(
+                portal.url, SAMPLE_PUSH_DATASET, "realtime", first, pushkey=SAMPLE_PUSH_KEY
+            )
+            pushes += 1
+
+    thread = threading.Thread(target=pusher)
+    thread.start()
+    try:
+        url = f"{portal.url}{API}/{SAMPLE_PUSH_DATASET}/records"
+        for _ in range(150):
+            params = {"limit": 100, "select": "stationcode", "order_by": "stationcode"}
+            answer = requests.get(url, params=params).json()
+            assert len(answer["results"]) == min(100, answer["total_count"])
+            assert len({r["stationcode"] for r in answer["results"]}) == len(answer["results"])
+    finally:
+        stop.set()
+        thread.join()
+    assert pushes > 5
