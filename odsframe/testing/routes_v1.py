@@ -590,7 +590,7 @@ def records_search(api: ApiRequest) -> Any:
             cursor, api.query, extended, select=select, order_by=order_by, rows=rows, start=start
         )
     columns = page.compiled.columns
-    context = api.serialize_context(filters.tz, dataset.dataset_id)
+    context = api.serialize_context(filters.tz, dataset.dataset_id, datasets_path=DATASETS)
     raw = RecordWriter(columns, context).records(page.table) if page.table is not None else []
     return page.answer(
         api,
@@ -613,9 +613,9 @@ def record_lookup(api: ApiRequest) -> Any:
             extended, [], select=select, limit=1, timezone=timezone, lang=lang
         )
         table = fetch_arrow(cursor, compiled)
-    raw = RecordWriter(compiled.columns, api.serialize_context(tz, dataset.dataset_id)).records(
-        table
-    )
+    raw = RecordWriter(
+        compiled.columns, api.serialize_context(tz, dataset.dataset_id, datasets_path=DATASETS)
+    ).records(table)
     if not raw:
         raise NotFoundError(
             f"Record '{record_id}' was not found in dataset '{dataset.dataset_id}'."

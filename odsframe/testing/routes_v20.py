@@ -382,7 +382,9 @@ def get_records(api: ApiRequest) -> Any:
     params = ODSQLParams.from_query(api.query)
     limit, offset = page_window(api.query, grouped=params.group_by is not None)
     bool_param(api.query, "include_app_metas")
-    context = api.serialize_context(params.tz, dataset.dataset_id)
+    context = api.serialize_context(
+        params.tz, dataset.dataset_id, datasets_path=f"{base}/catalog/datasets"
+    )
     with api.cursor() as cursor:
         probe = params.compile(dataset, limit=0)
         if probe.grouped:
@@ -424,7 +426,9 @@ def get_record(api: ApiRequest) -> Any:
         one_record = one_row_dataset(cursor, dataset, HIDDEN_ID, record_id)
         extended, select = with_technical_fields(cursor, one_record, params.select)
         compiled, _, table = _run(cursor, select_only, extended, limit=1, offset=0, select=select)
-    context = api.serialize_context(params.tz, dataset.dataset_id)
+    context = api.serialize_context(
+        params.tz, dataset.dataset_id, datasets_path=f"{base}/catalog/datasets"
+    )
     records = RecordWriter(compiled.columns, context).records(table)
     if not records:
         raise NotFoundError(

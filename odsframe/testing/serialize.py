@@ -56,17 +56,22 @@ class SerializeContext:
         The portal's base URL (``http://127.0.0.1:8000``), used to build file URLs.
     dataset_id
         The dataset the values come from (file URLs point into it).
+    datasets_path
+        The path of the datasets of the API generation answering (file URLs use its file
+        route): ``/api/explore/v2.1/catalog/datasets`` (default), ``/api/v2/catalog/datasets``
+        or ``/api/datasets/1.0``.
     """
 
     timezone: tzinfo = UTC
     base_url: str = ""
     dataset_id: str = ""
+    datasets_path: str = f"{EXPLORE_V21}/catalog/datasets"
 
     @property
     def files_url(self) -> str:
-        """Prefix of the file route: ``<base>/api/explore/v2.1/catalog/datasets/<id>/files/``."""
+        """Prefix of the file route: ``<base><datasets_path>/<id>/files/``."""
         dataset = quote(self.dataset_id, safe="@")
-        return f"{self.base_url}{EXPLORE_V21}/catalog/datasets/{dataset}/files/"
+        return f"{self.base_url}{self.datasets_path}/{dataset}/files/"
 
 
 # -- scalar helpers ------------------------------------------------------------------------

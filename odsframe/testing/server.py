@@ -523,8 +523,15 @@ class ApiRequest:
         finally:
             cursor.close()
 
-    def serialize_context(self, tz: tzinfo, dataset_id: str = "") -> SerializeContext:
-        return SerializeContext(timezone=tz, base_url=self.base_url, dataset_id=dataset_id)
+    def serialize_context(
+        self, tz: tzinfo, dataset_id: str = "", *, datasets_path: str | None = None
+    ) -> SerializeContext:
+        """How to write values; file URLs use ``datasets_path``'s file route (v2.1's by
+        default)."""
+        context = SerializeContext(timezone=tz, base_url=self.base_url, dataset_id=dataset_id)
+        if datasets_path is not None:
+            context = dataclasses.replace(context, datasets_path=datasets_path)
+        return context
 
     def url(self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, Any]] = ()) -> str:
         """An absolute URL on this portal."""

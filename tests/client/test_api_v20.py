@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
+import requests
 import shapely
 from helpers import adapter_pair, both
 
@@ -115,8 +116,17 @@ def test_typed_frames_equal_v21(apis: tuple[ExploreV20, ExploreV21]) -> None:
     for api in (v20, v21):
         fields = fields_from_metadata(api.dataset_metadata("sample-trees"))
         frames.append(frame_from_records(list(api.iter_records(query)), fields, geometry=None))
+    old, new = (frame.pop("photo") for frame in frames)
     pd.testing.assert_frame_equal(frames[0], frames[1])
     assert len(frames[0]) == 400
+    # each generation's file URLs use its own file route, for the same files
+    assert old.dropna().str.contains("/api/v2/catalog/datasets/sample-trees/files/").all()
+    assert new.dropna().str.contains("/api/explore/v2.1/catalog/datasets/").all()
+    assert old.str.rsplit("/", n=1).str[1].equals(new.str.rsplit("/", n=1).str[1])
+    assert (
+        requests.get(old.dropna().iloc[0], timeout=30).content
+        == requests.get(new.dropna().iloc[0], timeout=30).content
+    )
 
 
 @pytest.mark.parametrize(
