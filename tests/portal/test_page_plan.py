@@ -28,6 +28,16 @@ CASES: list[dict[str, Any]] = [
     {"select": "title, price * 2 AS double_price", "order_by": "double_price DESC", "limit": 9},
     {"select": "exclude(tags), exclude(location)", "order_by": "venue", "limit": 11},
     {"order_by": "random(7)", "limit": 25},
+    {
+        "select": "event_id, distance(location, geom'POINT(2.35 48.85)') AS d",
+        "where": ["within_distance(location, geom'POINT(2.35 48.85)', 3km)"],
+        "order_by": "d",
+        "limit": 12,
+    },
+    {
+        "where": ["intersects(location, geom'POLYGON((2.3 48.8, 2.4 48.8, 2.4 48.9, 2.3 48.8))')"],
+        "limit": 9,
+    },
     {"order_by": "price + attendance DESC", "limit": 10},
     {"where": ["price > 1000000"], "limit": 10},  # no match: an empty page with its columns
     {"limit": 10, "offset": 5000},  # past the end
