@@ -419,8 +419,8 @@ def _plan(
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a frame is built.
 
-    A large frame holds millions of new container objects (lists of multivalued values,
-    shapely geometries, JSON objects); every full collection while they are created rescans
+    A large frame holds millions of new container objects (shapely geometries, JSON
+    objects); every full collection while they are created rescans
     them all, which more than doubles the time of a million-row read. None of them is
     cyclic garbage, so collection can wait until the frame is built.
     """
@@ -1028,10 +1028,9 @@ def read_ods(
         Typed columns: int ``Int64``, double ``Float64``, text ``string`` (pyarrow
         backed), boolean ``boolean``, date ``datetime64`` (partial dates allowed), datetime
         tz-aware, json_blob objects, file URLs, geo fields shapely geometries. Multivalued
-        text is an ``object`` column of Python lists of ``str`` (None when missing); the
-        lists are independent, but equal strings are one shared ``str`` object (a million
-        rows of a few keywords cost a million small lists, not millions of strings).
-        ``df.attrs["ods"]`` holds the provenance (see ``df.ods.source``).
+        text is a ``list<string>[pyarrow]`` column: held by Arrow, each cell read as a
+        Python list of ``str`` (``<NA>`` when missing), with ``explode()`` and the ``.list``
+        accessor. ``df.attrs["ods"]`` holds the provenance (see ``df.ods.source``).
         With ``engine="dask"``, a dask DataFrame or dask-geopandas GeoDataFrame.
 
     Raises
