@@ -191,21 +191,21 @@ def read_ods_dask(
     from odsframe._auth import credential_digest, resolve_api_key
     from odsframe._portal_url import portal_host, resolve_portal
     from odsframe.api import open_adapter
-    from odsframe.query.query import Query
+    from odsframe.read import build_query
 
-    query = Query(
+    query = build_query(
         dataset,
         select=select,
         where=where,
+        bbox=bbox,
+        mask=mask,
+        distance=distance,
         refine=refine,
         exclude=exclude,
         order_by=order_by,
         limit=limit,
         timezone=timezone,
         lang=lang,
-        bbox=bbox,
-        mask=mask,
-        distance=distance,
     )
     base_url = resolve_portal(portal)
     key = resolve_api_key(api_key, host=portal_host(base_url))

@@ -61,7 +61,13 @@ from odsframe.frames.schema import FieldSpec, fields_from_metadata
 from odsframe.plotting import plot_clusters
 from odsframe.query.odsql import literal, quote_field, split_top_level
 from odsframe.query.query import Query, facet_filters, order_expression
-from odsframe.read import _metas, _source_version, query_record, remembered_credentials
+from odsframe.read import (
+    _metas,
+    _source_version,
+    build_query,
+    query_record,
+    remembered_credentials,
+)
 from odsframe.read import _open as _open_read
 
 if TYPE_CHECKING:
@@ -924,18 +930,18 @@ def read_ods_aggregate(
     >>> read_ods_aggregate(url, "sample-events", by=["category", "year(start) AS year"],
     ...                    agg={"n": "count(*)", "mean_price": ("price", "mean")})  # doctest: +SKIP
     """
-    query = Query(
+    query = build_query(
         dataset,
         where=where,
+        bbox=bbox,
+        mask=mask,
+        distance=distance,
         refine=refine,
         exclude=exclude,
         order_by=order_by,
         limit=limit,
         timezone=timezone,
         lang=lang,
-        bbox=bbox,
-        mask=mask,
-        distance=distance,
     )
     with _open(portal, api_key, session) as adapter:
         return aggregate_with(

@@ -512,7 +512,7 @@ def _iso_label(moment: datetime, tz: ZoneInfo) -> str:
 
 _NOW_SETTERS = ("year", "month", "day", "hour", "minute", "second", "microsecond", "weekday")
 _NOW_ADDERS = ("years", "months", "days", "hours", "minutes", "seconds", "microseconds")
-_WEEKDAY_PLURALS = (
+WEEKDAY_PLURALS = (
     "mondays",
     "tuesdays",
     "wednesdays",
@@ -1142,10 +1142,10 @@ class _Compiler:
                     settings[name] = number
             elif name in _NOW_ADDERS:
                 settings[name] = number
-            elif name in _WEEKDAY_PLURALS:
+            elif name in WEEKDAY_PLURALS:
                 if number == 0:
                     continue
-                weekday = (_WEEKDAY_PLURALS.index(name), number)
+                weekday = (WEEKDAY_PLURALS.index(name), number)
             else:
                 raise self.error(f"Unknown now() argument: {name}.", scope)
         delta = relativedelta(**settings)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from starlette.datastructures import QueryParams
 
 from odsframe.testing import odsql
+from odsframe.testing.engine import WEEKDAY_PLURALS
 from odsframe.testing.errors import InvalidRESTParameterError
 from odsframe.testing.model import PortalDataset, PortalField
 
@@ -36,15 +37,6 @@ _NUMBER_VALUE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _SUPPORTED_FUNCTIONS = ("null", "exact", "startswith", "search", "distance", "polygon")
 _NOW_VALUE = re.compile(r"#now\s*\((?:[^()]|\([^()]*\))*\)", re.IGNORECASE)
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-_WEEKDAY_PLURALS = (
-    "mondays",
-    "tuesdays",
-    "wednesdays",
-    "thursdays",
-    "fridays",
-    "saturdays",
-    "sundays",
-)
 
 
 class V1QueryError(InvalidRESTParameterError):
@@ -316,7 +308,7 @@ class _V1Translator:
             if key == "weekday" and weekday and weekday.group(1).upper() in _WEEKDAYS:
                 day = _WEEKDAYS.index(weekday.group(1).upper())
                 count = int(weekday.group(3) or 0)
-                named.append(f"{_WEEKDAY_PLURALS[day]}={count}" if count else f"weekday={day}")
+                named.append(f"{WEEKDAY_PLURALS[day]}={count}" if count else f"weekday={day}")
                 continue
             if not re.fullmatch(r"[+-]?\d+", raw):
                 raise self.error(f"#now() argument {key} must be an integer, not {raw!r}")
